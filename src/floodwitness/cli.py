@@ -1,0 +1,157 @@
+"""The command line: a thin shell that translates arguments into library calls and errors into messages.
+
+Every error floodwitness raises on purpose is printed as ``Error: ...`` with how to fix it, exit code 1,
+and no traceback. Progress goes to stderr, only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from floodwitness import __version__
+from floodwitness.errors import FloodwitnessError, UsageError
+from floodwitness.formats import FORMATS
+from floodwitness.ingest import IngestOptions, ingest
+from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
+from floodwitness.render.ingest_report import ingest_summary, print_ingest
+from floodwitness.render.safe import terminal_safe
+from floodwitness.schema import COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+EXIT_ERROR = 1
+
+
+def _stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A progress bar on stderr, only when stderr is a terminal and not --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(path: str, done: int, total: int | None) -> None:
+            if path not in tasks:
+                tasks[path] = bar.add_task(terminal_safe(os.path.basename(path), 40), total=total)
+            bar.update(tasks[path], completed=done)
+
+        yield update
+
+
+def _write_json(target: str, data: Any) -> None:
+    text = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+    if target == "-":
+        click.echo(text)
+        return
+    path = Path(target)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _Group(click.Group):
+    """Turns floodwitness errors into `Error: ...` plus the fix, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FloodwitnessError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="floodwitness")
+def main() -> None:
+    """floodwitness: was it an attack? Evidence-based DDoS forensics from the access logs of the
+    servers that were hit.
+
+    Start with `floodwitness demo`, then `floodwitness analyze /var/log/nginx/access.log*`.
+    """
+
+
+@main.command("ingest")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for the Parquet store (created; must be new or empty unless --overwrite).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              help="Log format name (see `floodwitness formats`), or auto to detect it per file.")
+@click.option("--max-line-bytes", default=DEFAULT_MAX_LINE_BYTES, show_default=True, type=click.IntRange(16),
+              help="Longer lines are rejected as line_too_long (counted with their length, not loaded whole).")
+@click.option("--json", "json_out", metavar="FILE", help="Also write the ingest summary as JSON (- for stdout).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal summary.")
+def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
+                   overwrite: bool, quiet: bool) -> None:
+    """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
+
+    Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
+    Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    options = IngestOptions(format=fmt, max_line_bytes=max_line_bytes)
+    with _progress(quiet) as progress:
+        manifest = ingest(list(logs), out, options=options, progress=progress, overwrite=overwrite)
+    if json_out:
+        _write_json(json_out, ingest_summary(manifest, out))
+    if not quiet and json_out != "-":
+        print_ingest(_stdout(), manifest, out)
+
+
+@main.command("formats")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def formats_command(as_json: bool) -> None:
+    """List the log formats floodwitness reads, with an example line and the fields each provides."""
+    rows = [{"name": name, "description": fmt.description, "example": fmt.example,
+             "fields": sorted(fmt.provides)} for name, fmt in sorted(FORMATS.items())]
+    if as_json:
+        click.echo(json.dumps({"formats": rows, "schema": [
+            {"name": c.name, "type": str(c.type), "doc": c.doc} for c in COLUMNS]}, indent=1))
+        return
+    console = _stdout()
+    for row in rows:
+        console.print(f"[bold]{row['name']}[/bold]  {row['description']}", highlight=False)
+        console.print(f"  example: {row['example']}", markup=False, highlight=False)
+        console.print(f"  fields:  {', '.join(row['fields'])}", markup=False)
+        console.print()
+
+
+@main.command("simulate")
+@click.argument("kind")
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Random seed (same seed, same bytes).")
+@click.option("--scale", default=1.0, show_default=True, type=float, help="Multiplies every population and rate.")
+@click.option("--hours", default=3.0, show_default=True, type=float, help="Length of the log (0.5 to 48).")
+def simulate_command(kind: str, outdir: str, seed: int, scale: float, hours: float) -> None:
+    """Write a realistic labelled log of scenario KIND into OUTDIR (access.log and truth.json).
+
+    KIND is one of: mirai, cachebust, pulse, dos, flash_crowd, internal_failure, mixed, quiet.
+    """
+    from floodwitness.simulate import SCENARIOS, simulate  # noqa: PLC0415 - only this command needs it
+
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    truth = simulate(kind, Path(outdir), seed=seed, scale=scale, hours=hours)
+    info = SCENARIOS[kind]
+    click.echo(f"wrote {Path(outdir) / 'access.log'} ({truth.lines:,} lines) and truth.json: {info.name}, "
+               f"expected verdict {info.expected_verdict}")

@@ -1,0 +1,265 @@
+"""Read inputs, detect or apply their format, and write the normalized table to a Parquet store.
+
+Per input: the first batch of lines is sampled for format detection, then the whole stream goes
+through the engine once (parse + write). The accounting is read back from what was written and
+checked against the reader's own line count, so ``read = parsed + rejected`` is verified, not assumed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from floodwitness.engine import Engine
+from floodwitness.errors import FloodwitnessError, FormatError, StoreError
+from floodwitness.formats import LogFormat, get_format
+from floodwitness.formats.detect import SAMPLE_LINES, detect
+from floodwitness.formats.json_format import NginxJsonFormat
+from floodwitness.ingest.store import (
+    MANIFEST,
+    REQUESTS,
+    InputRecord,
+    Manifest,
+    RejectSample,
+    new_manifest,
+    write_manifest,
+)
+from floodwitness.inputs import FileAccount, InputFile, discover, iter_line_batches
+from floodwitness.inputs.lines import DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES, LINE_SCHEMA
+
+SAMPLES_PER_REASON = 5
+
+#: progress(path, bytes_read_so_far, total_bytes_or_None)
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    format: str = "auto"
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    #: Text handed to the engine at once (several batches, so it parses them on every core).
+    group_bytes: int = 64 << 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "max_line_bytes": self.max_line_bytes}
+
+
+class _NotALogError(Exception):
+    """A file found by expanding a folder or glob fits no format: skipped, and recorded as skipped."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record["reason"])
+        self.record = record
+
+
+class InternalError(FloodwitnessError):
+    """A broken invariant inside floodwitness (a bug): never expected, always reported."""
+
+
+def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None = None,
+           engine: Engine | None = None, progress: Progress | None = None, overwrite: bool = False) -> Manifest:
+    """Ingest ``specs`` (files, globs, directories, ``-``) into a new store at ``out``."""
+    options = options or IngestOptions()
+    root = Path(out)
+    inputs = discover(specs)
+    fixed = None if options.format == "auto" else get_format(options.format)
+    _prepare_out(root, overwrite)
+    own_engine = engine is None
+    engine = engine or Engine()
+    manifest = new_manifest(options.to_dict(), datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        (root / REQUESTS).mkdir(parents=True)
+        for source in inputs:
+            try:
+                record = _ingest_one(engine, source, len(manifest.inputs), root, fixed, options, progress)
+            except _NotALogError as skip:
+                manifest.skipped.append(skip.record)
+                continue
+            manifest.inputs.append(record)
+        if not manifest.inputs and manifest.skipped:
+            first = manifest.skipped[0]
+            raise FormatError(f"none of the {len(manifest.skipped)} file(s) found is an access log in a known "
+                              f"format (first: {first['path']}: {first['reason']})",
+                              hint="Name the log files directly, or give --format (see `floodwitness formats`).")
+        write_manifest(root, manifest)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)  # never leave a half-written store behind
+        raise
+    finally:
+        if own_engine:
+            engine.close()
+    return manifest
+
+
+def _prepare_out(root: Path, overwrite: bool) -> None:
+    if root.exists():
+        if not root.is_dir():
+            raise StoreError("output exists and is not a directory", path=str(root),
+                             hint="Choose a new folder for --out.")
+        if any(root.iterdir()):
+            if not (overwrite and (root / MANIFEST).is_file()):
+                raise StoreError("output folder is not empty", path=str(root),
+                                 hint="Choose a new folder, or pass --overwrite to replace an existing store.")
+            shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _sample(batch: pa.RecordBatch | None) -> list[str]:
+    if batch is None:
+        return []
+    clean = batch.filter(batch.column("pre_reject").is_null()) if batch.num_rows else batch
+    texts = clean.column("text").slice(0, SAMPLE_LINES).to_pylist()
+    return [t.rstrip("\r\n") for t in texts]
+
+
+def _with_progress(batches: Iterator[pa.RecordBatch], account: FileAccount, total: int | None,
+                   progress: Progress | None) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if progress is not None:
+            progress(account.path, account.raw.bytes_read, total)
+        yield batch
+
+
+def _ingest_one(engine: Engine, source: InputFile, file_id: int, root: Path, fixed: LogFormat | None,
+                options: IngestOptions, progress: Progress | None) -> InputRecord:
+    account, batches = iter_line_batches(source, file_id, max_line_bytes=options.max_line_bytes,
+                                         batch_bytes=options.batch_bytes)
+    total = None if source.is_stdin else Path(source.path).stat().st_size
+    batches = _with_progress(batches, account, total, progress)
+    first = next(batches, None)
+    fmt: LogFormat | None = fixed
+    confidence: float | None = None
+    if first is None or first.num_rows == 0:
+        fmt = None
+    elif fixed is None or isinstance(fixed, NginxJsonFormat):
+        sample = _sample(first)
+        if fixed is not None:
+            fmt = fixed.bind(sample)
+        else:
+            try:
+                detection = detect(sample, source=source.path)
+            except FormatError as exc:
+                if source.explicit:
+                    raise
+                for _ in batches:  # read to the end so the hash and size cover the whole file
+                    pass
+                raise _NotALogError({"path": source.path, "sha256": account.raw.sha256, "bytes": account.raw.bytes_read,
+                                "reason": exc.message}) from None
+            fmt, confidence = detection.format, detection.confidence
+            if isinstance(fmt, NginxJsonFormat):
+                fmt = fmt.bind(sample)
+    parts: list[str] = []
+    if fmt is not None and first is not None:
+        parts = _parse_to_parquet(engine, fmt, itertools.chain([first], batches), source, file_id, root, options)
+    return _record(engine, account, fmt, confidence, root, parts)
+
+
+LINES_TABLE = "fw_lines"
+
+
+@functools.lru_cache(maxsize=64)
+def parse_sql(fmt: LogFormat) -> str:
+    """The engine SQL that parses table ``fw_lines`` with ``fmt``: compiled once per format (ibis takes
+    the better part of a second to compile a parse, far more than a small file takes to parse)."""
+    lines = ibis.table(ibis.Schema.from_pyarrow(LINE_SCHEMA), name=LINES_TABLE)
+    return str(ibis.to_sql(fmt.parse(lines), dialect="duckdb"))
+
+
+def _groups(batches: Iterator[pa.RecordBatch], group_bytes: int) -> Iterator[pa.Table]:
+    """Gather batches into tables of about ``group_bytes`` of text: the unit the engine parses in parallel."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch)
+        size += batch.nbytes
+        if size >= group_bytes:
+            yield pa.Table.from_batches(pending, schema=LINE_SCHEMA)
+            pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema=LINE_SCHEMA)
+
+
+def _prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Read the next group on a worker thread while the engine parses the current one (the engine and
+    numpy release the GIL, so reading and parsing overlap on two cores); one group in flight at most."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-read") as pool:
+        ahead: Future[pa.Table | None] = pool.submit(next, groups, None)
+        while True:
+            group = ahead.result()
+            if group is None:
+                return
+            ahead = pool.submit(next, groups, None)
+            yield group
+
+
+def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.RecordBatch], source: InputFile,
+                      file_id: int, root: Path, options: IngestOptions) -> list[str]:
+    """Parse every batch with ``fmt`` and write one zstd Parquet part per group of batches."""
+    table_name = LINES_TABLE
+    parts: list[str] = []
+    sql = parse_sql(fmt)
+    for index, group in enumerate(_prefetched(_groups(batches, options.group_bytes))):
+        engine.register_table(table_name, group)
+        try:
+            part = f"part-{file_id:05d}-{index:05d}.parquet"
+            engine.copy_sql_to_parquet(sql, str(root / REQUESTS / part))
+            parts.append(part)
+        except FloodwitnessError:
+            raise
+        except Exception as exc:  # an engine failure is a bug: report it naming the file, not a traceback
+            raise InternalError(f"parsing failed: {exc}", path=source.path,
+                                hint="This is a bug in floodwitness; please report it with the file.") from exc
+        finally:
+            engine.unregister(table_name)
+    return parts
+
+
+def _record(engine: Engine, account: FileAccount, fmt: LogFormat | None, confidence: float | None,
+            root: Path, parts: list[str]) -> InputRecord:
+    by_reason: dict[str, int] = {}
+    samples: list[RejectSample] = []
+    parsed = 0
+    first_ts = last_ts = None
+    if parts:
+        path = [str(root / REQUESTS / part) for part in parts]
+        counts = engine.sql(
+            "SELECT reject_reason, count(*) AS n, min(ts) AS lo, max(ts) AS hi "
+            "FROM read_parquet(?) GROUP BY ALL", [path]).to_pylist()
+        for row in counts:
+            if row["reject_reason"] is None:
+                parsed = row["n"]
+                first_ts = row["lo"].isoformat() if row["lo"] else None
+                last_ts = row["hi"].isoformat() if row["hi"] else None
+            else:
+                by_reason[row["reject_reason"]] = row["n"]
+        rows = engine.sql(
+            "SELECT line, reject_reason, raw FROM read_parquet(?) WHERE reject_reason IS NOT NULL "
+            "QUALIFY row_number() OVER (PARTITION BY reject_reason ORDER BY line) <= ? "
+            "ORDER BY line", [path, SAMPLES_PER_REASON]).to_pylist()
+        samples = [RejectSample(r["line"], r["reject_reason"], r["raw"] or "") for r in rows]
+    elif account.lines_read:
+        # Lines were read but none could go to a format (e.g. a file of only overlong lines).
+        by_reason["format_mismatch"] = account.lines_read
+    rejected = sum(by_reason.values())
+    if parsed + rejected != account.lines_read:
+        raise InternalError(
+            f"accounting mismatch: read {account.lines_read} lines but stored {parsed} parsed + {rejected} "
+            "rejected", path=account.path, hint="This is a bug in floodwitness; please report it with the file.")
+    return InputRecord(
+        file_id=account.file_id, path=account.path, sha256=account.raw.sha256, bytes=account.raw.bytes_read,
+        bytes_decompressed=account.bytes_decompressed, compression=account.raw.compression,
+        format=fmt.name if fmt else None, format_confidence=confidence, lines_read=account.lines_read,
+        lines_parsed=parsed, lines_rejected=rejected, rejected_by_reason=dict(sorted(by_reason.items())),
+        reject_samples=samples, utf8_repaired=account.utf8_repaired, long_lines=list(account.long_lines),
+        complete=account.complete, damage=account.raw.damage, first_ts=first_ts, last_ts=last_ts, parts=parts)

@@ -1,0 +1,1 @@
+"""Last stage: renderers (terminal, JSON). They consume results; they never compute evidence."""

@@ -1,0 +1,343 @@
+"""The scenarios: what happens during the simulated hours, and the truth that goes with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from floodwitness.simulate import events as ev
+from floodwitness.simulate import incidents as inc
+from floodwitness.simulate.events import Events
+from floodwitness.simulate.server import Failure, Profile, finish, retry_chains
+from floodwitness.simulate.traffic import api_polls, automation, crawlers, humans, probes
+from floodwitness.simulate.truth import Incident, Truth, rfc3339
+from floodwitness.simulate.world import World
+from floodwitness.simulate.writer import Lines, write
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """A scenario's name, the verdict a correct detector reaches on it, and what it models."""
+
+    name: str
+    expected_verdict: str
+    description: str
+
+
+@dataclass
+class Plan:
+    """What a scenario adds to the everyday traffic."""
+
+    rows: list[Events] = field(default_factory=list)
+    failure: Failure | None = None
+    # (cause, window, sub-phases (what, window), how the peak is measured: "lines" or "errors")
+    incidents: list[tuple[str, inc.Window, list[tuple[str, inc.Window]], str]] = field(default_factory=list)
+    params: dict[str, float | str] = field(default_factory=dict)
+
+
+def _plan_mirai(w: World) -> Plan:
+    """A Mirai HTTP flood of 10-18 minutes at 3-5x the application's capacity."""
+    rng = w.rng("mirai")
+    win = inc.place(w, rng, (10.0, 18.0))
+    rate = float(rng.uniform(3.0, 5.0)) * w.capacity
+    return Plan(rows=[inc.mirai(w, rng, win, rate)], incidents=[("attack", win, [], "lines")],
+                params={"attack_rps": rate})
+
+
+def _plan_cachebust(w: World) -> Plan:
+    """A cache-busting flood of 12-25 minutes at 2.2-3.8x capacity."""
+    rng = w.rng("cachebust")
+    win = inc.place(w, rng, (12.0, 25.0))
+    rate = float(rng.uniform(2.2, 3.8)) * w.capacity
+    return Plan(rows=[inc.cachebust(w, rng, win, rate)], incidents=[("attack", win, [], "lines")],
+                params={"attack_rps": rate})
+
+
+def _plan_pulse(w: World) -> Plan:
+    """3-5 bursts of a pulse-wave flood at 4-6.5x capacity; the incident spans all bursts."""
+    rng = w.rng("pulse")
+    span = inc.place(w, rng, (40.0, 50.0))
+    rate = float(rng.uniform(4.0, 6.5)) * w.capacity
+    rows, bursts = inc.pulse(w, rng, span, rate)
+    span = inc.Window(span.start, bursts[-1].end)
+    return Plan(rows=[rows], incidents=[("attack", span, [("burst", b) for b in bursts], "lines")],
+                params={"attack_rps": rate, "bursts": float(len(bursts))})
+
+
+def _plan_dos(w: World) -> Plan:
+    """A few servers flooding for 8-12 minutes."""
+    rng = w.rng("dos")
+    win = inc.place(w, rng, (8.0, 12.0))
+    rows = inc.dos(w, rng, win)
+    return Plan(rows=[rows], incidents=[("attack", win, [], "lines")],
+                params={"attack_rps": len(rows) / win.length})
+
+
+def _plan_flash(w: World) -> Plan:
+    """A flash crowd lasting 12-28 minutes whose peak offers 1.05-1.35x capacity in all."""
+    rng = w.rng("flash-crowd")
+    win = inc.place(w, rng, (12.0, 28.0))
+    target = float(rng.uniform(1.05, 1.35)) * w.capacity
+    extra = max(target - inc.baseline_dynamic_rate(w, win.start), 0.5 * w.capacity)
+    return Plan(rows=[inc.flash_crowd(w, rng, win, extra)], incidents=[("surge", win, [], "lines")],
+                params={"surge_peak_dynamic_rps": extra})
+
+
+def _plan_failure(w: World) -> Plan:
+    """A bad deploy of 15-35 minutes: degraded for 3-6 minutes, then broken until the rollback."""
+    rng = w.rng("internal-failure")
+    win = inc.place(w, rng, (15.0, 35.0))
+    failure = inc.bad_deploy(rng, win, (3.0, 6.0))
+    return Plan(failure=failure, incidents=[("failure", win, [], "errors")],
+                params={"broken_from": rfc3339(w.start_utc + timedelta(seconds=int(failure.broken))),
+                        "p_broken": failure.p_broken})
+
+
+def _plan_mixed(w: World) -> Plan:
+    """A flood (Mirai-like 60 %, cache-busting 40 %) and a bad deploy. In 60 % of the seeds the flood
+    breaks the application halfway and the failure outlasts it by 12-25 minutes; otherwise the
+    application is already failing 4-10 minutes before the flood and stays broken 6-15 minutes after."""
+    rng = w.rng("mixed")
+    h = w.duration
+    use_mirai = bool(rng.random() < 0.6)
+    if rng.random() < 0.6:  # the flood breaks the application, which stays broken after it ends
+        attack = inc.place(w, rng, (8.0, 18.0))
+        f_start = attack.start + float(rng.uniform(0.3, 0.7)) * attack.length
+        f_end = min(attack.end + float(rng.uniform(12.0, 25.0)) * 60.0, 0.95 * h)
+        order = "attack-first"
+    else:  # the application was already failing when the flood came
+        f_start = float(rng.uniform(h / 3, 2 * h / 3))
+        a_start = f_start + float(rng.uniform(4.0, 10.0)) * 60.0
+        attack = inc.place(w, rng, (8.0, 18.0), start=min(a_start, 0.8 * h))
+        f_end = min(attack.end + float(rng.uniform(6.0, 15.0)) * 60.0, 0.95 * h)
+        order = "failure-first"
+    f_end = max(f_end, attack.end + 120.0)
+    fwin = inc.Window(f_start, f_end)
+    failure = inc.bad_deploy(rng, fwin, (2.0, 4.0))
+    if use_mirai:
+        rate = float(rng.uniform(3.0, 5.0)) * w.capacity
+        rows = inc.mirai(w, rng, attack, rate)
+    else:
+        rate = float(rng.uniform(2.2, 3.5)) * w.capacity
+        rows = inc.cachebust(w, rng, attack, rate)
+    whole = inc.Window(min(attack.start, fwin.start), max(attack.end, fwin.end))
+    return Plan(rows=[rows], failure=failure,
+                incidents=[("attack+failure", whole, [("attack", attack), ("failure", fwin)], "lines")],
+                params={"attack": "mirai" if use_mirai else "cachebust", "order": order, "attack_rps": rate})
+
+
+def _plan_quiet(w: World) -> Plan:
+    """Nothing happens."""
+    return Plan()
+
+
+SCENARIOS: dict[str, ScenarioInfo] = {
+    "mirai": ScenarioInfo(
+        "mirai", "ddos",
+        "Mirai-style HTTP flood: 2,000-5,000 IoT bots (x scale) from networks the site never saw, each "
+        "about 1 request/s while active, one fixed path, Mirai's five User-Agents, no Referer; "
+        "3-5x the application's capacity for 10-18 minutes."),
+    "cachebust": ScenarioInfo(
+        "cachebust", "ddos",
+        "Targeted cache-busting flood from 300-1,000 proxies/servers: random query strings (/?r=<hex>, "
+        "/search?q=<random>), a browser UA rotated per request, no assets, no or fake Referers; "
+        "2.2-3.8x capacity for 12-25 minutes."),
+    "pulse": ScenarioInfo(
+        "pulse", "ddos",
+        "Pulse-wave flood: a botnet (1,000-3,000 bots) hits for 2-4 minutes, pauses 5-10, repeats over "
+        "20-40 minutes; 4-6.5x capacity during each burst."),
+    "dos": ScenarioInfo(
+        "dos", "dos",
+        "DoS from 2-6 servers at 50-300 requests/s each (x scale, at most 300 in all): HULK, GoldenEye "
+        "or a plain script, for 8-12 minutes."),
+    "flash_crowd": ScenarioInfo(
+        "flash_crowd", "flash_crowd",
+        "A link on a news site: many new visitors from the audience's own ISPs open the article (news "
+        "site as Referer) and its assets; the wave peaks at 1.05-1.35x capacity (some 503s, slow pages) "
+        "and decays over 12-28 minutes."),
+    "internal_failure": ScenarioInfo(
+        "internal_failure", "internal_failure",
+        "A bad deploy: with normal traffic, 500/504s and latency creep up for 3-6 minutes, then the "
+        "application crash-loops (502/503) and the known API clients retry with backoff (a retry storm) "
+        "until the rollback; 15-35 minutes in all."),
+    "mixed": ScenarioInfo(
+        "mixed", "mixed",
+        "A Mirai-like or cache-busting flood and a failure of our own: either the flood breaks the "
+        "application, which stays broken 12-25 minutes after the flood ends, or the application was "
+        "already failing when the flood came. API clients retry throughout."),
+    "quiet": ScenarioInfo(
+        "quiet", "no_incident",
+        "A normal day: people browsing, crawlers, API polling, feed readers, monitors and a few "
+        "vulnerability scanners. Nothing happens."),
+}
+
+_PLANS: dict[str, Callable[[World], Plan]] = {
+    "mirai": _plan_mirai, "cachebust": _plan_cachebust, "pulse": _plan_pulse, "dos": _plan_dos,
+    "flash_crowd": _plan_flash, "internal_failure": _plan_failure, "mixed": _plan_mixed,
+    "quiet": _plan_quiet,
+}
+
+_PEOPLE = (ev.HUMAN, ev.SURGE)
+#: How often someone who got an error page reloads it, and how many times at most.
+RELOAD_SHARE = 0.5
+RELOADS = 3
+_LEGIT = (ev.HUMAN, ev.CRAWLER, ev.API, ev.AUTOMATION)
+
+
+def run(kind: str, outdir: Path, seed: int, scale: float, hours: float) -> Truth:
+    """Simulate ``kind``; write ``access.log`` and ``truth.json`` into ``outdir``."""
+    w = World.build(seed, scale, hours)
+    plan = _PLANS[kind](w)
+    rows = Events.concat([humans(w), crawlers(w), automation(w), probes(w), *plan.rows])
+    plan.rows.clear()
+
+    # Server state: failure plan, then the load everyone but the API clients offers.
+    prof = Profile.build(w.n_sec, plan.failure, w.rng("failure-noise"))
+    api_rate = float((1.0 / w.api.interval).sum())
+    prof.set_load(rows.t, rows.cls == ev.DYNAMIC, w.capacity, extra=api_rate)
+    refresh = w.tables.paths.id("/api/v1/auth/refresh")
+    api = retry_chains(w.rng("api-retries"), api_polls(w), prof, duration=w.duration, app=w.api.app,
+                       refresh_path=refresh)
+    rows = Events.concat([rows, api])
+    del api
+    prof.set_load(rows.t, rows.cls == ev.DYNAMIC, w.capacity)
+
+    rng = w.rng("server")
+    status, size, rt, ut = finish(rng, rows, prof)
+
+    # People: a page that failed loads no assets, and people press reload (again and again).
+    people = np.isin(rows.role, _PEOPLE)
+    failed = people & (rows.cls == ev.DYNAMIC) & ((status >= 500) | (status == 499))
+    orphan = people & (rows.cls == ev.STATIC) & np.isin(rows.grp, rows.grp[failed])
+    blocks: list[Events] = []
+    results: list[tuple[npt.NDArray[Any], ...]] = []
+    cur, cur_failed, cur_rt = rows, failed, rt
+    for _ in range(RELOADS):
+        again = np.flatnonzero(cur_failed & (rng.random(len(cur)) < RELOAD_SHARE))
+        if again.shape[0] == 0:
+            break
+        nxt = cur.take(again)
+        nxt.t = nxt.t + cur_rt[again] + rng.uniform(2.0, 15.0, size=again.shape[0])
+        nxt.flags = np.full(again.shape[0], ev.RELOAD, dtype=np.int8)
+        res = finish(rng, nxt, prof)
+        blocks.append(nxt)
+        results.append(res)
+        cur, cur_failed, cur_rt = nxt, (res[0] >= 500) | (res[0] == 499), res[2]
+    reload = Events.concat(blocks)
+    r_status, r_size, r_rt, r_ut = (np.concatenate([r[i] for r in results]) if results
+                                    else np.zeros(0, dtype=d)
+                                    for i, d in enumerate((np.int16, np.int32, np.float64, np.float64)))
+
+    cols: dict[str, npt.NDArray[Any]] = {}
+    for name in ("t", "ip", "ua", "meth", "path", "proto", "ref", "tok", "role", "flags"):
+        cols[name] = np.concatenate([getattr(rows, name), getattr(reload, name)])
+    del rows, reload
+    status = np.concatenate([status, r_status])
+    size = np.concatenate([size, r_size])
+    rt = np.concatenate([rt, r_rt])
+    ut = np.concatenate([ut, r_ut])
+    keep = np.concatenate([~orphan, np.ones(r_status.shape[0], dtype=bool)])
+
+    # nginx logs a request when it completes; the log covers [0, duration).
+    done: npt.NDArray[np.float64] = cols["t"] + rt
+    keep &= done < w.duration
+    order = np.flatnonzero(keep)[np.argsort(done[keep], kind="stable")]
+
+    local_start = w.start_utc + timedelta(minutes=_tz_minutes(w.tz))
+    outdir.mkdir(parents=True, exist_ok=True)
+    lines = Lines(t=done, ip=cols["ip"], ua=cols["ua"], meth=cols["meth"], path=cols["path"],
+                  proto=cols["proto"], ref=cols["ref"], tok=cols["tok"], status=status, size=size, rt=rt,
+                  ut=ut)
+    n_lines = write(outdir / "access.log", lines, order, ips=w.tables.ips, uas=w.tables.uas,
+                    paths=w.tables.paths, refs=w.tables.refs, local_start=local_start.replace(tzinfo=None),
+                    tz=w.tz, n_sec=w.n_sec)
+
+    logged = _Logged(ip=cols["ip"][keep], role=cols["role"][keep], flags=cols["flags"][keep],
+                     arrival=cols["t"][keep], done=done[keep], status=status[keep])
+    truth = _truth(kind, w, plan, logged, n_lines)
+    (outdir / "truth.json").write_text(truth.to_json(), encoding="utf-8")
+    return truth
+
+
+def _tz_minutes(tz: str) -> int:
+    return (1 if tz[0] == "+" else -1) * (int(tz[1:3]) * 60 + int(tz[3:5]))
+
+
+def _ips(w: World, ids: npt.NDArray[np.int32]) -> tuple[str, ...]:
+    values = w.tables.ips.values
+    return tuple(sorted(values[i] for i in np.unique(ids).tolist()))
+
+
+@dataclass
+class _Logged:
+    """The columns of the logged rows the truth is computed from."""
+
+    ip: npt.NDArray[np.int32]
+    role: npt.NDArray[np.int8]
+    flags: npt.NDArray[np.int8]
+    arrival: npt.NDArray[np.float64]
+    done: npt.NDArray[np.float64]
+    status: npt.NDArray[np.int16]
+
+
+def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Truth:
+    def at(sec: float) -> datetime:
+        return w.start_utc + timedelta(seconds=int(np.floor(sec)))
+
+    ip, role, flags, done, status = logged.ip, logged.role, logged.flags, logged.done, logged.status
+    attack = role == ev.ATTACK
+    minute = (done // 60).astype(np.int64)
+    n_min = int(w.n_sec // 60) + 1
+    lines_per_min = np.bincount(minute, minlength=n_min)
+    errors_per_min = np.bincount(minute[status >= 500], minlength=n_min)
+
+    incidents: list[Incident] = []
+    def last_line(p: inc.Window) -> float:
+        """When the last attack request that arrived in ``p`` was logged (slow answers end late)."""
+        sel = attack & (logged.arrival >= p.start) & (logged.arrival <= p.end)
+        return max(p.end, float(np.ceil(done[sel].max()))) if sel.any() else p.end
+
+    for cause, win, planned, peak_by in plan.incidents:
+        start, end = win.start, win.end
+        if "attack" in cause:
+            end = max(end, last_line(win))
+        phases = [(what, inc.Window(p.start, last_line(p)) if what in ("attack", "burst") else p)
+                  for what, p in planned]
+        per_min = lines_per_min if peak_by == "lines" else errors_per_min
+        lo, hi = int(start // 60), int(end // 60) + 1
+        peak = (lo + int(np.argmax(per_min[lo:hi]))) * 60
+        incidents.append(Incident(
+            start=at(start), end=at(np.ceil(end)), peak=at(max(peak, start)), cause=cause,
+            phases=tuple((what, at(p.start), at(np.ceil(p.end))) for what, p in phases)))
+
+    first = min((win.start for _c, win, _p, _b in plan.incidents), default=w.duration / 3)
+    known = np.isin(role, _LEGIT) & (done < np.floor(first))
+    return Truth(
+        kind=kind,
+        expected_verdict=SCENARIOS[kind].expected_verdict,
+        seed=w.seed,
+        tz=w.tz,
+        log="access.log",
+        lines=n_lines,
+        incidents=tuple(incidents),
+        attackers=_ips(w, ip[attack]),
+        known_clients=_ips(w, ip[known]),
+        crawlers=_ips(w, ip[role == ev.CRAWLER]),
+        retry_clients=_ips(w, ip[(flags & ev.RETRY) != 0]),
+        surge_clients=_ips(w, ip[role == ev.SURGE]),
+        log_start=w.start_utc,
+        log_end=at(w.duration),
+        scale=w.scale,
+        hours=w.hours,
+        params={"capacity_dynamic_rps": round(w.capacity, 2),
+                "baseline_dynamic_peak_rps": round(w.baseline_dyn_peak, 2),
+                **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in plan.params.items()}},
+    )
