@@ -1,0 +1,207 @@
+"""Who and what made an incident window different from the baseline.
+
+Requests of a window are split into what the baseline predicts and the excess. The excess is then
+attributed: to clients never seen in the baseline, to networks the audience never used, to known clients
+(a retry storm), to a handful of heavy sources (a DoS). The behaviour of the new clients is compared with
+the baseline audience's: do they load assets and carry referers like people, or hammer a few URLs?
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ibis
+import numpy as np
+import pyarrow as pa
+
+from floodwitness.analysis.dataset import Dataset
+
+ASSET_PATTERN = r"\.(css|js|mjs|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|eot|map)$"
+
+
+def in_ranges(t: Any, ranges: list[tuple[datetime, datetime]]) -> Any:
+    cond = ibis.literal(False)
+    for start, end in ranges:
+        cond |= (t.ts >= ibis.literal(start, type="timestamp('UTC')")) & \
+            (t.ts < ibis.literal(end, type="timestamp('UTC')"))
+    return t.filter(cond)
+
+
+def network(ip: Any, family: Any) -> Any:
+    """The client's network: IPv4 /16, IPv6 /32 (first two groups), a host name's parent domain."""
+    v4 = ip.split(".")
+    v6 = ip.split(":")
+    dom = ip.split(".")
+    return ibis.cases(
+        (family == 4, v4[0] + "." + v4[1] + ".0.0/16"),
+        (family == 6, v6[0] + ":" + ibis.ifelse(v6[1] == "", "0", v6[1]) + "::/32"),
+        else_=ibis.ifelse(dom.length() >= 2, dom[-2] + "." + dom[-1], ip),
+    )
+
+
+def is_asset(t: Any) -> Any:
+    return t.path.lower().re_search(ASSET_PATTERN)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a set of requests looks (shares of its requests)."""
+
+    requests: int
+    asset_share: float
+    referer_share: float
+    query_share: float
+    unique_query_share: float  # distinct query strings / requests with a query
+    error_share: float
+    top_path: str | None
+    top_path_share: float
+
+
+@dataclass(frozen=True)
+class Composition:
+    start: datetime
+    end: datetime
+    requests: int
+    expected: float
+    excess: float
+    clients: int
+    new_clients: int
+    new_requests: int
+    new_network_requests: int
+    known_requests: int
+    churn_share: float          # share of normal traffic from clients unseen before (measured on the baseline)
+    network_churn_share: float  # same for networks
+    new_excess_share: float
+    new_network_excess_share: float
+    known_excess_share: float
+    top10_excess_share: float
+    sources_for_80pct: int
+    new_behaviour: Behaviour
+    baseline_behaviour: Behaviour
+    baseline_rate_p50: float   # requests per active minute per client in the baseline
+    baseline_rate_p99: float
+    new_rate_p50: float
+    known_clients_active: int
+    known_clients_with_errors: int
+    clients_table: pa.Table = field(repr=False)  # one row per client of the window
+
+
+def _behaviour(data: Dataset, t: Any) -> Behaviour:
+    e = data.engine.ibis
+    agg = t.aggregate(
+        n=t.count(), assets=is_asset(t).sum(), refs=t.referer.notnull().sum(), q=t.query.notnull().sum(),
+        dq=t.query.nunique(), err=(t.status >= 500).sum())
+    row = e.to_pyarrow(agg).to_pylist()[0]
+    n = int(row["n"] or 0)
+    top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by(ibis.desc("c")).limit(1)).to_pylist()
+    div = max(n, 1)
+    return Behaviour(
+        requests=n, asset_share=(row["assets"] or 0) / div, referer_share=(row["refs"] or 0) / div,
+        query_share=(row["q"] or 0) / div, unique_query_share=(row["dq"] or 0) / max(row["q"] or 0, 1),
+        error_share=(row["err"] or 0) / div, top_path=top[0]["path"] if top else None,
+        top_path_share=(top[0]["c"] / div) if top else 0.0)
+
+
+def _rates(data: Dataset, t: Any) -> tuple[float, float]:
+    per = t.group_by("client_ip").aggregate(n=t.count(), minutes=t.ts.truncate("m").nunique())
+    per = per.mutate(rate=per.n / per.minutes)
+    row = data.engine.ibis.to_pyarrow(per.aggregate(p50=per.rate.quantile(0.5), p99=per.rate.quantile(0.99)))
+    values = row.to_pylist()[0]
+    return float(values["p50"] or 0.0), float(values["p99"] or 0.0)
+
+
+def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[float, float]:
+    """Share of requests (and of their networks) in the last part of the baseline from clients unseen
+    in the part before it: how much "new" an ordinary stretch of this site's traffic has."""
+    if not baseline:
+        return 0.0, 0.0
+    total = sum((b - a).total_seconds() for a, b in baseline)
+    cut_seconds = min(1800.0, total / 3)
+    remaining = cut_seconds
+    reference: list[tuple[datetime, datetime]] = []
+    prior: list[tuple[datetime, datetime]] = list(baseline)
+    while remaining > 0 and prior:
+        a, b = prior.pop()
+        span = (b - a).total_seconds()
+        if span <= remaining:
+            reference.append((a, b))
+            remaining -= span
+        else:
+            split = b - (b - a) * (remaining / span)
+            reference.append((split, b))
+            prior.append((a, split))
+            remaining = 0
+    if not prior:
+        return 0.0, 0.0
+    t = data.requests
+    before = in_ranges(t, prior)
+    ref = in_ranges(t, reference)
+    known_ips = before.select("client_ip").distinct()
+    known_nets = before.select(net=network(before.client_ip, before.ip_family)).distinct()
+    ref = ref.mutate(net=network(ref.client_ip, ref.ip_family))
+    ref = ref.mutate(known=ref.client_ip.isin(known_ips.client_ip), known_net=ref.net.isin(known_nets.net))
+    row = data.engine.ibis.to_pyarrow(ref.aggregate(
+        n=ref.count(), new=(~ref.known).sum(), newnet=(~ref.known & ~ref.known_net).sum())).to_pylist()[0]
+    n = max(int(row["n"] or 0), 1)
+    return (row["new"] or 0) / n, (row["newnet"] or 0) / n
+
+
+def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tuple[datetime, datetime]],
+            expected: float) -> Composition:
+    """Attribute the requests of ``window`` against the ``baseline`` ranges (``expected``: baseline
+    requests for the window's length)."""
+    e = data.engine.ibis
+    t = data.requests
+    base = in_ranges(t, baseline)
+    w = in_ranges(t, [window])
+    known = base.group_by("client_ip").aggregate(base_requests=base.count())
+    nets = base.select(net=network(base.client_ip, base.ip_family)).distinct()
+    per = w.group_by("client_ip").aggregate(
+        requests=w.count(), family=w.ip_family.max(), assets=is_asset(w).sum(),
+        referers=w.referer.notnull().sum(), errors=(w.status >= 500).sum(),
+        queries=w.query.notnull().sum(), distinct_queries=w.query.nunique(), distinct_paths=w.path.nunique(),
+        minutes=w.ts.truncate("m").nunique(), first=w.ts.min(), last=w.ts.max(),
+        user_agents=w.user_agent.nunique(), user_agent=w.user_agent.arbitrary(), top_path=w.path.arbitrary())
+    per = per.mutate(net=network(per.client_ip, per.family))
+    per = per.left_join(known, "client_ip").drop("client_ip_right")
+    per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net))
+    table = e.to_pyarrow(per)
+
+    n = table.column("requests").to_numpy(zero_copy_only=False).astype(float)
+    is_known = table.column("known").to_numpy(zero_copy_only=False).astype(bool)
+    known_net = table.column("known_net").to_numpy(zero_copy_only=False).astype(bool)
+    errors = table.column("errors").to_numpy(zero_copy_only=False).astype(float)
+    requests = float(n.sum())
+    excess = max(requests - expected, 0.0)
+    churn, net_churn = _churn(data, baseline)
+    new_requests = float(n[~is_known].sum())
+    new_net_requests = float(n[~is_known & ~known_net].sum())
+    known_requests = requests - new_requests
+
+    def share(part: float) -> float:
+        return float(min(max(part / excess, 0.0), 1.0)) if excess > 0 else 0.0
+
+    order = np.argsort(-n)
+    top10 = float(n[order[:10]].sum())
+    # the heavy sources' share of the excess: what they sent beyond an ordinary client's share
+    cumulative = np.cumsum(n[order])
+    sources_80 = int(np.searchsorted(cumulative, 0.8 * excess) + 1) if excess > 0 else 0
+    new_rows = in_ranges(t, [window])
+    new_rows = new_rows.filter(~new_rows.client_ip.isin(known.client_ip))
+    base_p50, base_p99 = _rates(data, base)
+    new_p50, _ = _rates(data, new_rows) if new_requests else (0.0, 0.0)
+    return Composition(
+        start=window[0], end=window[1], requests=int(requests), expected=expected, excess=excess,
+        clients=len(n), new_clients=int((~is_known).sum()), new_requests=int(new_requests),
+        new_network_requests=int(new_net_requests), known_requests=int(known_requests),
+        churn_share=churn, network_churn_share=net_churn,
+        new_excess_share=share(new_requests - churn * expected),
+        new_network_excess_share=share(new_net_requests - net_churn * expected),
+        known_excess_share=share(known_requests - (1 - churn) * expected),
+        top10_excess_share=share(top10), sources_for_80pct=sources_80,
+        new_behaviour=_behaviour(data, new_rows), baseline_behaviour=_behaviour(data, base),
+        baseline_rate_p50=base_p50, baseline_rate_p99=base_p99, new_rate_p50=new_p50,
+        known_clients_active=int(is_known.sum()), known_clients_with_errors=int((is_known & (errors > 0)).sum()),
+        clients_table=table)

@@ -1,0 +1,73 @@
+"""Open what the user gave (a store, or log files ingested into a temporary store) as one table."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from floodwitness.engine import Engine
+from floodwitness.errors import StoreError
+from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
+from floodwitness.ingest.pipeline import Progress
+from floodwitness.ingest.store import REQUESTS, is_store
+
+
+@dataclass
+class Dataset:
+    """Parsed requests of one analysis, with where they came from."""
+
+    engine: Engine
+    manifest: Manifest
+    store: Path
+    temporary: bool
+    _parts: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> Any:
+        """ibis table of parsed requests (rejected lines excluded)."""
+        table = self.engine.parquet(self._parts)
+        return table.filter(table.reject_reason.isnull())
+
+    @property
+    def parquet_glob(self) -> str:
+        """What a reproducing query reads (DuckDB syntax)."""
+        return str(self.store / REQUESTS / "*.parquet")
+
+    def path_of(self, file_id: int) -> str:
+        return self.manifest.inputs[file_id].path
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.temporary:
+            shutil.rmtree(self.store, ignore_errors=True)
+
+
+def open_dataset(specs: list[str], *, engine: Engine | None = None, options: IngestOptions | None = None,
+                 keep_store: str | None = None, progress: Progress | None = None) -> Dataset:
+    """A store (one folder with a manifest) is opened as it is; anything else is ingested first, into
+    ``keep_store`` when given (so the evidence queries can be rerun), else into a temporary folder."""
+    engine = engine or Engine()
+    if len(specs) == 1 and is_store(specs[0]):
+        store = open_store(specs[0])
+        if not store.parts:
+            raise StoreError("the store holds no parsed data", path=specs[0],
+                             hint="Ingest log files into it first with `floodwitness ingest`.")
+        return Dataset(engine, store.manifest, store.root, temporary=False, _parts=store.parts)
+    if keep_store is not None:
+        root, temporary = Path(keep_store), False
+    else:
+        root, temporary = Path(tempfile.mkdtemp(prefix="floodwitness-")) / "store", True
+    try:
+        manifest = ingest(specs, root, options=options, engine=engine, progress=progress)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(root.parent, ignore_errors=True)
+        raise
+    parts = [str(root / REQUESTS / p) for i in manifest.inputs for p in i.parts]
+    if not parts:
+        raise StoreError("no line of the input could be parsed", path=specs[0],
+                         hint="Check the format with `floodwitness ingest LOGS --out DIR` and its rejection samples.")
+    return Dataset(engine, manifest, root, temporary=temporary, _parts=parts)

@@ -1,0 +1,79 @@
+"""Inside an incident: which minutes carry the attack's traffic, and which carry failures that the attack
+does not explain (errors before it starts or after it ends: our own failure, the `mixed` case)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from floodwitness.analysis.composition import Composition, in_ranges
+from floodwitness.analysis.dataset import Dataset
+from floodwitness.analysis.timeline import Timeline
+from floodwitness.analysis.windows import Baseline, WindowPolicy
+
+
+@dataclass(frozen=True)
+class Phases:
+    start_index: int
+    requests: np.ndarray
+    errors: np.ndarray
+    suspect_requests: np.ndarray   # requests from the suspected attacking clients, per minute
+    attack_minutes: tuple[int, ...]   # timeline minute indexes where the suspects are a real share of traffic
+    failure_minutes: tuple[int, ...]  # error-anomalous minutes with (almost) no suspect traffic
+    errors_lead: int      # failure minutes before the first attack minute
+    errors_outlast: int   # failure minutes after the last attack minute
+
+
+def suspects(comp: Composition) -> pa.Table:
+    """Clients of the window that look like attackers: never seen before, and either from a network the
+    audience never used, or behaving unlike a browser (several requests, no asset, no referer)."""
+    t = comp.clients_table
+    new = pc.invert(t.column("known"))
+    new_net = pc.invert(t.column("known_net"))
+    botlike = pc.and_(pc.and_(pc.equal(t.column("assets"), 0), pc.greater_equal(t.column("requests"), 3)),
+                      pc.equal(t.column("referers"), 0))
+    return t.filter(pc.and_(new, pc.or_(new_net, botlike)))
+
+
+def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Composition, start_index: int,
+                   end_index: int, policy: WindowPolicy, margin: int = 5) -> Phases:
+    lo, hi = max(0, start_index - margin), min(tl.minutes, end_index + margin)
+    since, until = tl.minute_at(lo), tl.minute_at(hi)
+    sus = suspects(comp)
+    suspect_per_minute = np.zeros(hi - lo)
+    if sus.num_rows:
+        ips = ibis.memtable(sus.select(["client_ip"]))
+        t = in_ranges(data.requests, [(since, until)])
+        t = t.filter(t.client_ip.isin(ips.client_ip))
+        grouped = data.engine.ibis.to_pyarrow(t.group_by(minute=t.ts.truncate("m")).aggregate(n=t.count()))
+        for row in grouped.to_pylist():
+            index = int((row["minute"].replace(tzinfo=None) - since).total_seconds() // 60)
+            if 0 <= index < len(suspect_per_minute):
+                suspect_per_minute[index] = row["n"]
+    requests = tl.requests[lo:hi]
+    errors = tl.status_5xx[lo:hi]
+    level = base.level[lo:hi]
+    expected_errors = base.errors[lo:hi]
+    share = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
+    error_anomaly = (errors - expected_errors > np.maximum(policy.min_error_excess,
+                                                             policy.sigma * np.sqrt(np.maximum(expected_errors, 1))))
+    error_anomaly &= share - base.error_share > policy.error_share_delta
+    suspect_share = np.where(requests > 0, suspect_per_minute / np.maximum(requests, 1), 0.0)
+    attack = (suspect_per_minute > np.maximum(policy.min_excess_per_minute, 0.5 * level)) & (suspect_share > 0.2)
+    failure = error_anomaly & (suspect_share < 0.05)
+    attack_idx = [lo + i for i in np.flatnonzero(attack).tolist()]
+    failure_idx = [lo + i for i in np.flatnonzero(failure).tolist()]
+    lead = sum(1 for i in failure_idx if attack_idx and i < attack_idx[0])
+    outlast = sum(1 for i in failure_idx if attack_idx and i > attack_idx[-1])
+    return Phases(lo, requests, errors, suspect_per_minute, tuple(attack_idx), tuple(failure_idx), lead, outlast)
+
+
+def minute_span(tl: Timeline, indexes: tuple[int, ...]) -> tuple[datetime, datetime] | None:
+    if not indexes:
+        return None
+    return tl.minute_at(indexes[0]), tl.minute_at(indexes[-1]) + timedelta(minutes=1)

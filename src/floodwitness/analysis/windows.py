@@ -1,0 +1,169 @@
+"""Baseline and incident windows from the minute series.
+
+The baseline of each minute is the median of the unflagged minutes around it (a rolling, robust level
+that follows the daily curve); minutes far above it in volume, or in server errors, are flagged, and the
+baseline is recomputed without them until the flags settle. Runs of flagged minutes, merged across
+short gaps (a pulse-wave flood is one incident), are the incident windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from floodwitness.analysis.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Thresholds for calling a minute anomalous. A config file may set any of them."""
+
+    #: half-width of the rolling baseline, minutes (long enough that an incident is a minority of it)
+    baseline_half_width: int = 120
+    #: volume: a minute is anomalous when it exceeds the baseline by all of these
+    volume_factor: float = 2.0          # ... at least this many times the baseline
+    min_excess_per_minute: float = 60.0  # ... at least 1 request/s more (ignores crawler blips on small sites)
+    sigma: float = 6.0                  # ... and far outside Poisson noise (sigma * sqrt(baseline))
+    #: errors: a minute is anomalous when its 5xx count and share both jump ...
+    min_error_excess: float = 10.0
+    error_share_delta: float = 0.03
+    #: ... or when its 95th-percentile request time jumps (a slow backend shows before it fails)
+    latency_factor: float = 3.0
+    min_latency_excess: float = 0.5  # seconds
+    min_requests_for_latency: int = 30
+    #: a decaying tail at a window's edge stops counting below this share of the peak excess
+    edge_share_of_peak: float = 0.25
+    #: windows
+    merge_gap_minutes: int = 12
+    min_flagged_minutes: int = 2
+    iterations: int = 4
+
+
+@dataclass(frozen=True)
+class Window:
+    start_index: int  # first minute (inclusive)
+    end_index: int    # last minute (exclusive)
+    volume_minutes: tuple[int, ...]  # minute indexes flagged for volume
+    error_minutes: tuple[int, ...]   # minute indexes flagged for server errors
+
+
+@dataclass(frozen=True)
+class Baseline:
+    level: np.ndarray          # expected requests per minute
+    errors: np.ndarray         # expected 5xx per minute
+    error_share: float         # typical 5xx share on unflagged minutes
+    p95_time: float            # typical 95th-percentile request time (NaN without request times)
+    flagged: np.ndarray        # bool per minute
+    volume: np.ndarray         # bool per minute: flagged for volume
+
+
+def _rolling_median(values: np.ndarray, usable: np.ndarray, half: int) -> np.ndarray:
+    n = len(values)
+    out = np.empty(n)
+    fallback = float(np.median(values[usable])) if usable.any() else float(np.median(values)) if n else 0.0
+    # cumulative counts of usable minutes let each window test "enough usable points" in O(1)
+    for i in range(n):
+        lo, hi = max(0, i - half), min(n, i + half + 1)
+        sample = values[lo:hi][usable[lo:hi]]
+        out[i] = float(np.median(sample)) if len(sample) >= 10 else fallback
+    return out
+
+
+def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
+    r, e = tl.requests, tl.status_5xx
+    n = len(r)
+    flagged = volume = np.zeros(n, dtype=bool)
+    level = errors = np.zeros(n)
+    share, p95 = 0.0, float("nan")
+    for _ in range(policy.iterations):
+        usable = ~flagged
+        level = _rolling_median(r, usable, policy.baseline_half_width)
+        errors = _rolling_median(e, usable, policy.baseline_half_width)
+        total = r[usable].sum()
+        share = float(e[usable].sum() / total) if total else 0.0
+        volume = r > level + np.maximum.reduce([
+            np.full(n, policy.min_excess_per_minute),
+            (policy.volume_factor - 1.0) * level,
+            policy.sigma * np.sqrt(np.maximum(level, 1.0))])
+        minute_share = np.where(r > 0, e / np.maximum(r, 1), 0.0)
+        error = (e - errors > np.maximum(policy.min_error_excess, policy.sigma * np.sqrt(np.maximum(errors, 1.0)))) \
+            & (minute_share - share > policy.error_share_delta)
+        slow = np.zeros(n, dtype=bool)
+        if tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
+            p95 = float(np.nanmedian(tl.p95_time[usable]))
+            limit = max(policy.latency_factor * p95, p95 + policy.min_latency_excess)
+            slow = (np.nan_to_num(tl.p95_time, nan=0.0) > limit) & (r >= policy.min_requests_for_latency)
+        new_flags = volume | error | slow
+        if np.array_equal(new_flags, flagged):
+            break
+        flagged = new_flags
+    return Baseline(level, errors, share, p95, flagged, volume & flagged)
+
+
+def _trim_tails(tl: Timeline, base: Baseline, run: list[int], policy: WindowPolicy) -> list[int]:
+    """Drop volume-only minutes at either edge of a run whose excess is a small share of the run's peak
+    excess (a surge that fades out, or builds up, is not yet or no longer the incident)."""
+    excess = tl.requests - base.level
+    peak = max(float(excess[i]) for i in run)
+
+    def weak(i: int) -> bool:
+        error_only = bool(base.flagged[i]) and not bool(base.volume[i])
+        return not error_only and float(excess[i]) < policy.edge_share_of_peak * peak
+
+    keep = list(run)
+    while len(keep) > 1 and weak(keep[0]):
+        keep.pop(0)
+    while len(keep) > 1 and weak(keep[-1]):
+        keep.pop()
+    return keep
+
+
+def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Window]:
+    flagged = np.flatnonzero(base.flagged)
+    if len(flagged) == 0:
+        return []
+    vol = base.volume
+    runs: list[list[int]] = [[int(flagged[0])]]
+    for index in flagged[1:].tolist():
+        if index - runs[-1][-1] <= policy.merge_gap_minutes + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    windows = []
+    for whole in runs:
+        run = _trim_tails(tl, base, whole, policy)
+        if len(run) < policy.min_flagged_minutes:
+            continue
+        windows.append(Window(run[0], run[-1] + 1, tuple(i for i in run if vol[i]),
+                              tuple(i for i in run if not vol[i])))
+    return windows
+
+
+def baseline_minutes(tl: Timeline, base: Baseline, windows: list[Window], margin: int = 3) -> np.ndarray:
+    """Indexes of minutes that describe normal traffic: unflagged, away from every window, and before the
+    first window when there is enough there (the audience as it was before anything happened)."""
+    usable = ~base.flagged.copy()
+    for w in windows:
+        usable[max(0, w.start_index - margin): min(len(usable), w.end_index + margin)] = False
+    before = np.flatnonzero(usable[: windows[0].start_index]) if windows else np.flatnonzero(usable)
+    if len(before) >= 15:
+        return before
+    return np.flatnonzero(usable)
+
+
+def window_times(tl: Timeline, w: Window) -> tuple[datetime, datetime]:
+    return tl.minute_at(w.start_index), tl.minute_at(w.end_index)
+
+
+def minutes_to_ranges(tl: Timeline, minutes: np.ndarray) -> list[tuple[datetime, datetime]]:
+    """Contiguous runs of minute indexes as [start, end) time ranges (for engine filters)."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for index in minutes.tolist():
+        start = tl.minute_at(index)
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + timedelta(minutes=1))
+        else:
+            ranges.append((start, start + timedelta(minutes=1)))
+    return ranges

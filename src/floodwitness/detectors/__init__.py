@@ -1,0 +1,10 @@
+"""Stage 5: detectors. Each turns the analysed tables of an incident into findings with evidence.
+
+Detectors register by name in :data:`DETECTORS` (the name is the function's name, so it cannot drift);
+each takes a :class:`Context` and returns findings. Renderers and the verdict read only findings.
+"""
+
+from floodwitness.detectors import rules as _rules  # noqa: F401 - importing registers the detectors
+from floodwitness.detectors.base import DETECTORS, FINDING_KINDS, Context, Evidence, Finding
+
+__all__ = ["DETECTORS", "FINDING_KINDS", "Context", "Evidence", "Finding"]

@@ -1,0 +1,65 @@
+"""Evidence helpers: sample lines for a filter, and the SQL that reproduces a number over the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from floodwitness.analysis.composition import ASSET_PATTERN, in_ranges
+from floodwitness.detectors.base import Context, Evidence
+
+
+def _ts(value: datetime) -> str:
+    return f"TIMESTAMPTZ '{value.strftime('%Y-%m-%d %H:%M:%S')}+00'"
+
+
+def window_sql(ctx: Context, *, select: str, where: str = "", group: str = "", order: str = "",
+               window: tuple[datetime, datetime] | None = None) -> str:
+    """A DuckDB query over the store that reproduces a number of the report."""
+    start, end = window or ctx.window
+    clauses = [f"reject_reason IS NULL AND ts >= {_ts(start)} AND ts < {_ts(end)}"]
+    if where:
+        clauses.append(where)
+    sql = f"SELECT {select} FROM read_parquet('{ctx.data.parquet_glob}') WHERE " + " AND ".join(clauses)
+    if group:
+        sql += f" GROUP BY {group}"
+    if order:
+        sql += f" ORDER BY {order}"
+    return sql
+
+
+def baseline_sql(ctx: Context) -> str:
+    ranges = ctx.extras.get("baseline_ranges", [])
+    parts = [f"(ts >= {_ts(a)} AND ts < {_ts(b)})" for a, b in ranges[:50]]
+    return " OR ".join(parts) if parts else "FALSE"
+
+
+def sql_list(values: list[str]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def render_line(row: dict[str, Any]) -> str:
+    """A parsed row shown like a combined log line (what the evidence points at, field by field)."""
+    url = (row.get("path") or "") + (f"?{row['query']}" if row.get("query") is not None else "")
+    request = " ".join(x for x in (row.get("method"), url, row.get("protocol")) if x)
+    ts = row["ts"].strftime("%d/%b/%Y:%H:%M:%S +0000") if row.get("ts") else "-"
+    return (f'{row.get("client_ip")} - - [{ts}] "{request}" {row.get("status")} {row.get("bytes")} '
+            f'"{row.get("referer") or "-"}" "{row.get("user_agent") or "-"}"')
+
+
+def samples(ctx: Context, predicate: Any, query: str, n: int = 3,
+            window: tuple[datetime, datetime] | None = None) -> tuple[Evidence, ...]:
+    """Up to ``n`` sample lines of the window matching ``predicate(table)``, each citing file and line."""
+    t = in_ranges(ctx.data.requests, [window or ctx.window])
+    if predicate is not None:
+        t = t.filter(predicate(t))
+    rows = ctx.data.engine.ibis.to_pyarrow(
+        t.select("file_id", "line", "ts", "client_ip", "method", "path", "query", "protocol", "status", "bytes",
+                 "referer", "user_agent").order_by(["file_id", "line"]).limit(n)).to_pylist()
+    if not rows:
+        return (Evidence(query=query),)
+    return tuple(Evidence(query=query, file=ctx.data.path_of(r["file_id"]), line=r["line"], sample=render_line(r))
+                 for r in rows)
+
+
+ASSET_SQL = f"regexp_matches(lower(path), '{ASSET_PATTERN}')"

@@ -1,0 +1,266 @@
+"""The detectors. Each states one claim with its numbers, samples and reproducing query, or stays silent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import ibis
+
+from floodwitness.analysis.composition import in_ranges, is_asset
+from floodwitness.analysis.phases import minute_span, suspects
+from floodwitness.detectors.base import Context, Finding, detector
+from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, sql_list, window_sql
+
+
+def _fid(ctx: Context, name: str) -> str:
+    return f"I{ctx.incident + 1}-{name}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+@detector
+def traffic_surge(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    if not ctx.volume_minutes:
+        return []
+    minutes = max((c.end - c.start).total_seconds() / 60, 1)
+    factor = c.requests / max(c.expected, 1.0)
+    query = window_sql(ctx, select="date_trunc('minute', ts) AS minute, count(*) AS requests", group="1", order="1")
+    return [Finding(
+        _fid(ctx, "surge"), "traffic_surge",
+        f"{c.requests:,} requests in {minutes:.0f} min, {factor:.1f}x the {c.expected / minutes / 60:.1f} req/s "
+        f"the baseline predicts ({c.excess:,.0f} excess requests)",
+        ctx.window, {"requests": c.requests, "expected": round(c.expected), "excess": round(c.excess),
+                     "factor": round(factor, 2), "volume_minutes": len(ctx.volume_minutes)},
+        confidence=0.95, evidence=samples(ctx, None, query, n=2))]
+
+
+@detector
+def server_errors(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    share, base = c.new_behaviour.error_share, c.baseline_behaviour.error_share
+    window_errors = int(ctx.timeline.status_5xx[ctx.timeline.index_of(c.start):ctx.timeline.index_of(c.end)].sum())
+    window_share = window_errors / max(c.requests, 1)
+    if window_share - base < 0.02 or window_errors < 10:
+        return []
+    query = window_sql(ctx, select="status, count(*) AS n", where="status >= 500", group="1", order="2 DESC")
+    findings = [Finding(
+        _fid(ctx, "errors"), "server_errors",
+        f"{window_errors:,} server errors (5xx): {_pct(window_share)} of requests, against {_pct(base)} in the baseline",
+        ctx.window, {"errors": window_errors, "share": round(window_share, 4), "baseline_share": round(base, 4),
+                     "shed_503": int(ctx.timeline.shed_503[ctx.timeline.index_of(c.start):
+                                                           ctx.timeline.index_of(c.end)].sum())},
+        confidence=0.95, evidence=samples(ctx, lambda t: t.status >= 500, query))]
+    ph = ctx.phases
+    if ph is not None and ph.failure_minutes:
+        span = minute_span(ctx.timeline, ph.failure_minutes)
+        assert span is not None
+        where_attack = ("before the attack traffic began" if ph.errors_lead and not ph.errors_outlast else
+                        "after the attack traffic ended" if ph.errors_outlast and not ph.errors_lead else
+                        "while the suspected attack traffic was absent")
+        if not ph.attack_minutes:
+            where_attack = "without any attack traffic"
+        q2 = window_sql(ctx, select="date_trunc('minute', ts) AS minute, count(*) AS requests, "
+                        "count(*) FILTER (WHERE status >= 500) AS errors", group="1", order="1", window=span)
+        findings.append(Finding(
+            _fid(ctx, "inside"), "errors_without_surge",
+            f"server errors stood out in {len(ph.failure_minutes)} minute(s) {where_attack}: "
+            f"the load does not explain them", span,
+            {"failure_minutes": len(ph.failure_minutes), "errors_lead_minutes": ph.errors_lead,
+             "errors_outlast_minutes": ph.errors_outlast, "attack_minutes": len(ph.attack_minutes)},
+            confidence=0.8, evidence=samples(ctx, lambda t: t.status >= 500, q2, window=span)))
+    return findings
+
+
+@detector
+def new_networks(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    if c.excess <= 0 or c.new_network_excess_share < 0.25:
+        return []
+    sus = suspects(ctx.composition)
+    top = sus.sort_by([("requests", "descending")]).slice(0, 20).column("client_ip").to_pylist()
+    query = window_sql(ctx, select="client_ip, count(*) AS requests",
+                       where=f"client_ip NOT IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
+                             f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))",
+                       group="1", order="2 DESC")
+    return [Finding(
+        _fid(ctx, "newnets"), "new_networks",
+        f"{_pct(c.new_network_excess_share)} of the excess came from {c.new_clients:,} clients never seen before, "
+        f"in networks (/16, IPv6 /32) the baseline audience never used",
+        ctx.window, {"new_network_excess_share": round(c.new_network_excess_share, 3),
+                     "new_excess_share": round(c.new_excess_share, 3), "new_clients": c.new_clients,
+                     "new_network_requests": c.new_network_requests, "normal_network_churn": round(
+                         c.network_churn_share, 3)},
+        confidence=min(0.5 + c.new_network_excess_share / 2, 0.97),
+        evidence=samples(ctx, lambda t: t.client_ip.isin(top), query))]
+
+
+@detector
+def known_clients_surge(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    if c.excess <= 0 or c.known_excess_share < 0.4:
+        return []
+    query = window_sql(ctx, select="client_ip, count(*) AS requests, count(*) FILTER (WHERE status >= 500) AS errors",
+                       where=f"client_ip IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
+                             f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))", group="1", order="2 DESC")
+    return [Finding(
+        _fid(ctx, "known"), "known_clients_surge",
+        f"{_pct(c.known_excess_share)} of the excess came from clients already seen in the baseline "
+        f"({c.known_clients_active:,} known clients active): the site's own clients sent more, as retries do",
+        ctx.window, {"known_excess_share": round(c.known_excess_share, 3), "known_requests": c.known_requests,
+                     "known_clients_active": c.known_clients_active},
+        confidence=min(0.4 + c.known_excess_share / 2, 0.9),
+        evidence=samples(ctx, lambda t: t.status >= 500, query))]
+
+
+@detector
+def familiar_crowd(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    nb, bb = c.new_behaviour, c.baseline_behaviour
+    if c.excess <= 0 or c.new_excess_share < 0.4 or c.new_network_excess_share > 0.4:
+        return []
+    if nb.asset_share < 0.6 * bb.asset_share:
+        return []
+    query = window_sql(ctx, select="referer, count(*) AS n", group="1", order="2 DESC")
+    return [Finding(
+        _fid(ctx, "crowd"), "familiar_crowd",
+        f"the new clients came mostly from the audience's usual networks ({_pct(1 - c.new_network_excess_share)} "
+        f"of the excess) and behaved like people: {_pct(nb.asset_share)} asset requests (baseline "
+        f"{_pct(bb.asset_share)}), {_pct(nb.referer_share)} with a referer (baseline {_pct(bb.referer_share)})",
+        ctx.window, {"known_network_share": round(1 - c.new_network_excess_share, 3),
+                     "asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
+                     "referer_share": round(nb.referer_share, 3), "baseline_referer_share": round(bb.referer_share, 3),
+                     "client_rate_p50": round(c.new_rate_p50, 2), "baseline_rate_p50": round(c.baseline_rate_p50, 2)},
+        confidence=0.8, evidence=samples(ctx, lambda t: t.referer.notnull(), query))]
+
+
+@detector
+def bot_behaviour(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    nb, bb = c.new_behaviour, c.baseline_behaviour
+    if c.excess <= 0 or nb.requests < 0.2 * c.excess or nb.asset_share >= 0.3 * max(bb.asset_share, 0.05):
+        return []
+    out = []
+    query = window_sql(ctx, select="path, count(*) AS n, count(*) FILTER (WHERE " + ASSET_SQL + ") AS assets",
+                       group="1", order="2 DESC")
+    out.append(Finding(
+        _fid(ctx, "bots"), "bot_behaviour",
+        f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}) and "
+        f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)}); "
+        f"top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests",
+        ctx.window, {"asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
+                     "referer_share": round(nb.referer_share, 3), "top_path": nb.top_path,
+                     "top_path_share": round(nb.top_path_share, 3)},
+        confidence=0.85, evidence=samples(ctx, lambda t: ~is_asset(t) & t.referer.isnull(), query)))
+    if nb.query_share >= 0.5 and nb.unique_query_share >= 0.8:
+        q = window_sql(ctx, select="count(*) AS requests, count(DISTINCT query) AS distinct_queries",
+                       where="query IS NOT NULL")
+        out.append(Finding(
+            _fid(ctx, "cachebust"), "cache_busting",
+            f"{_pct(nb.query_share)} of the new clients' requests had a query string and "
+            f"{_pct(nb.unique_query_share)} of those strings were unique: cache-busting",
+            ctx.window, {"query_share": round(nb.query_share, 3), "unique_query_share": round(nb.unique_query_share, 3)},
+            confidence=0.85, evidence=samples(ctx, lambda t: t.query.notnull(), q)))
+    return out
+
+
+@detector
+def concentrated_sources(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    if c.excess <= 0 or not (c.sources_for_80pct <= 10 or c.top10_excess_share >= 0.8):
+        return []
+    table = c.clients_table.sort_by([("requests", "descending")]).slice(0, 10)
+    top = table.column("client_ip").to_pylist()
+    minutes = max((c.end - c.start).total_seconds(), 1)
+    rates = [round(n / minutes, 1) for n in table.column("requests").to_pylist()]
+    query = window_sql(ctx, select="client_ip, count(*) AS requests", group="1", order="2 DESC LIMIT 10")
+    return [Finding(
+        _fid(ctx, "few"), "concentrated_sources",
+        f"{c.sources_for_80pct} source(s) made 80% of the excess; the top 10 sent {_pct(c.top10_excess_share)} of it "
+        f"(up to {max(rates):.0f} req/s each)", ctx.window,
+        {"sources_for_80pct": c.sources_for_80pct, "top10_excess_share": round(c.top10_excess_share, 3),
+         "top_sources": top, "top_rates": rates},
+        confidence=0.9, evidence=samples(ctx, lambda t: t.client_ip.isin(top[:3]), query))]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    spec: dict[str, Any]
+
+    def predicate(self, t: Any) -> Any:
+        s, cond = self.spec, ibis.literal(True)
+        if "user_agents" in s:
+            cond &= t.user_agent.isin(s["user_agents"])
+        if s.get("referer_absent"):
+            cond &= t.referer.isnull()
+        if "query_regex" in s:
+            cond &= t.query.notnull() & t.query.re_search(s["query_regex"])
+        if s.get("query_absent"):
+            cond &= t.query.isnull()
+        if "path_regex" in s:
+            cond &= t.path.re_search(s["path_regex"])
+        if "referer_regex" in s:
+            cond &= t.referer.notnull() & t.referer.re_search(s["referer_regex"])
+        if "status" in s:
+            cond &= t.status == s["status"]
+        if "bytes" in s:
+            cond &= t.bytes == s["bytes"]
+        return cond
+
+
+@cache
+def rules() -> tuple[Rule, ...]:
+    data = json.loads(resources.files("floodwitness").joinpath("data/fingerprints.json").read_text("utf-8"))
+    return tuple(Rule(r["name"], r["description"], r) for r in data["rules"])
+
+
+@detector
+def tool_fingerprint(ctx: Context) -> list[Finding]:
+    t = in_ranges(ctx.data.requests, [ctx.window])
+    aggs = {r.name: r.predicate(t).sum() for r in rules()}
+    aggs["_clients"] = t.client_ip.nunique()
+    row = ctx.data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0]
+    out = []
+    total = max(ctx.composition.requests, 1)
+    for rule in rules():
+        hits = int(row[rule.name] or 0)
+        if hits < 20 or hits / total < 0.02:
+            continue
+        clients = ctx.data.engine.ibis.execute(t.filter(rule.predicate(t)).client_ip.nunique())
+        out.append(Finding(
+            _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
+            f"{hits:,} requests ({_pct(hits / total)}) from {clients:,} clients match {rule.name}: {rule.description}",
+            ctx.window, {"rule": rule.name, "requests": hits, "share": round(hits / total, 3), "clients": int(clients)},
+            confidence=0.9 if hits / total > 0.2 else 0.7,
+            evidence=samples(ctx, rule.predicate, f"-- rule {rule.name}: {json.dumps(rule.spec)}\n" +
+                             window_sql(ctx, select="count(*)"))))
+    return out
+
+
+@detector
+def legitimate_impact(ctx: Context) -> list[Finding]:
+    c = ctx.composition
+    if not c.known_clients_with_errors:
+        return []
+    query = window_sql(ctx, select="count(DISTINCT client_ip)", where=f"status >= 500 AND client_ip IN (SELECT "
+                       f"client_ip FROM read_parquet('{ctx.data.parquet_glob}') WHERE reject_reason IS NULL AND "
+                       f"({baseline_sql(ctx)}))")
+    share = c.known_clients_with_errors / max(c.known_clients_active, 1)
+    return [Finding(
+        _fid(ctx, "impact"), "legitimate_impact",
+        f"{c.known_clients_with_errors:,} of the {c.known_clients_active:,} known clients active in the incident "
+        f"({_pct(share)}) received at least one server error", ctx.window,
+        {"known_clients_with_errors": c.known_clients_with_errors, "known_clients_active": c.known_clients_active,
+         "share": round(share, 3)}, confidence=0.95,
+        evidence=samples(ctx, lambda t: t.status >= 500, query, n=2))]
+
+
+__all__ = ["rules", "sql_list"]

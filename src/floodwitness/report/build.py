@@ -1,0 +1,286 @@
+"""Run the analysis stages and build the report dictionary (the public JSON contract).
+
+Field names of the top level, of ``inputs``, ``verdict``, ``incidents``, ``findings`` and
+``mitigation.blocklist`` entries are a contract: add fields, never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ibis
+import numpy as np
+import pyarrow as pa
+
+from floodwitness import __version__
+from floodwitness.analysis.composition import Composition, compose, in_ranges, network
+from floodwitness.analysis.dataset import Dataset
+from floodwitness.analysis.phases import Phases, analyse_phases, suspects
+from floodwitness.analysis.timeline import Timeline, build_timeline, per_second
+from floodwitness.analysis.windows import (
+    Baseline,
+    Window,
+    WindowPolicy,
+    baseline_and_flags,
+    baseline_minutes,
+    find_windows,
+    minutes_to_ranges,
+    window_times,
+)
+from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
+from floodwitness.errors import UsageError
+from floodwitness.mitigation import BlocklistPolicy, build_blocklist
+from floodwitness.verdict import IncidentVerdict, judge_incident, summary_for
+
+SCHEMA = "floodwitness.report/1"
+ATTACK_KINDS = ("ddos", "dos", "mixed")
+
+ATTRIBUTION = {
+    "shows": ["which addresses sent the requests, when, what they asked for and how the server answered",
+              "whether those addresses and networks were part of the site's usual audience"],
+    "cannot_show": ["who operated the attack or why: addresses belong to compromised devices, proxies and "
+                    "rented servers, not to the operator",
+                    "the operator's country: a geographic breakdown of sources describes where the bots are, "
+                    "never where the attacker is",
+                    "anything that never reached these servers (traffic dropped upstream, other services)"],
+}
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    since: datetime | None = None
+    until: datetime | None = None
+    baseline: tuple[datetime, datetime] | None = None
+    policy: WindowPolicy = field(default_factory=WindowPolicy)
+    blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
+    max_incidents: int = 5
+
+
+@dataclass
+class IncidentResult:
+    window: Window
+    times: tuple[datetime, datetime]
+    composition: Composition
+    phases: Phases
+    findings: list[Finding]
+    verdict: IncidentVerdict
+    peak: datetime
+    peak_rps: float
+    baseline_rps: float
+
+    @property
+    def weight(self) -> float:
+        return self.composition.excess + 10 * float(self.phases.errors.sum())
+
+
+def _iso(value: datetime) -> str:
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _baseline_ranges(tl: Timeline, base: Baseline, windows: list[Window],
+                     options: AnalyzeOptions) -> list[tuple[datetime, datetime]]:
+    if options.baseline is not None:
+        start, end = options.baseline
+        if end <= start:
+            raise UsageError("the baseline ends before it starts", hint="Use --baseline START..END with START < END.")
+        return [(start.replace(tzinfo=None), end.replace(tzinfo=None))]
+    return minutes_to_ranges(tl, baseline_minutes(tl, base, windows))
+
+
+def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
+              baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions) -> IncidentResult:
+    times = window_times(tl, w)
+    expected = float(base.level[w.start_index:w.end_index].sum())
+    comp = compose(data, times, baseline_ranges, expected)
+    phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
+    ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
+                  extras={"baseline_ranges": baseline_ranges})
+    findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
+    verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
+                             known_share=comp.known_excess_share)
+    second0, counts = per_second(data, times[0], times[1])
+    peak_index = int(np.argmax(counts)) if len(counts) else 0
+    return IncidentResult(w, times, comp, phases, findings, verdict, second0 + timedelta(seconds=peak_index),
+                          float(counts[peak_index]) if len(counts) else 0.0,
+                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0)
+
+
+def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
+    """Analyse ``data`` and return the report dictionary."""
+    options = options or AnalyzeOptions()
+    tl = build_timeline(data, options.since, options.until)
+    base = baseline_and_flags(tl, options.policy)
+    windows = find_windows(tl, base, options.policy)
+    baseline_ranges = _baseline_ranges(tl, base, windows, options)
+    results = [_incident(data, tl, base, w, i, baseline_ranges, options)
+               for i, w in enumerate(windows[: options.max_incidents])]
+    order = sorted(range(len(results)), key=lambda i: -results[i].weight)
+    results = [results[i] for i in order]
+    main = results[0] if results else None
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "tool": {"name": "floodwitness", "version": __version__},
+        "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
+        "parameters": _parameters(data, options),
+        "inputs": _inputs(data),
+        "verdict": _verdict(main, tl),
+        "incidents": [_incident_dict(r) for r in results],
+        "findings": [_finding_dict(f) for r in results for f in r.findings],
+        "timeline": _timeline_dict(tl, base, baseline_ranges),
+        "attribution": ATTRIBUTION,
+    }
+    if main is not None:
+        report["sources"] = _sources(data, main, baseline_ranges)
+        report["targets"] = _targets(data, main)
+        report["impact"] = _impact(main)
+        report["mitigation"] = _mitigation(data, main, baseline_ranges, options)
+    else:
+        report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1]}, {}
+        report["impact"] = {}
+        report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
+    return report
+
+
+def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
+    return {"since": _iso(options.since) if options.since else None,
+            "until": _iso(options.until) if options.until else None,
+            "baseline": [_iso(x) for x in options.baseline] if options.baseline else "auto",
+            "window_policy": asdict(options.policy), "blocklist_policy": asdict(options.blocklist_policy),
+            "store": str(data.store), "store_is_temporary": data.temporary}
+
+
+def _inputs(data: Dataset) -> list[dict[str, Any]]:
+    out = []
+    for i in data.manifest.inputs:
+        out.append({"path": i.path, "sha256": i.sha256, "bytes": i.bytes, "compression": i.compression,
+                    "format": i.format, "format_confidence": i.format_confidence, "lines_read": i.lines_read,
+                    "lines_parsed": i.lines_parsed, "lines_rejected": i.lines_rejected,
+                    "rejected_by_reason": i.rejected_by_reason,
+                    "reject_samples": [asdict(s) for s in i.reject_samples], "utf8_repaired": i.utf8_repaired,
+                    "complete": i.complete, "damage": i.damage, "first_ts": i.first_ts, "last_ts": i.last_ts})
+    return out
+
+
+def _verdict(main: IncidentResult | None, tl: Timeline) -> dict[str, Any]:
+    if main is None:
+        minutes = tl.minutes
+        text = (f"{minutes:,} minutes of traffic examined; no minute's volume or server errors stood out from "
+                "the rolling baseline")
+        hyps = [{"kind": "no_incident", "score": 3.0, "for": [text], "against": []}]
+        hyps += [{"kind": k, "score": -3.0, "for": [], "against": [text]}
+                 for k in ("ddos", "dos", "flash_crowd", "internal_failure", "mixed")]
+        confidence = 0.9 if minutes >= 60 else 0.6
+        return {"kind": "no_incident", "confidence": confidence, "summary": summary_for("no_incident", confidence),
+                "hypotheses": hyps}
+    v = main.verdict
+    hyps = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
+    hyps.append({"kind": "no_incident", "score": -3.0, "for": [],
+                 "against": [f"incident from {_iso(main.times[0])} to {_iso(main.times[1])} [I1]"]})
+    return {"kind": v.kind, "confidence": v.confidence, "summary": summary_for(v.kind, v.confidence),
+            "hypotheses": hyps}
+
+
+def _incident_dict(r: IncidentResult) -> dict[str, Any]:
+    c = r.composition
+    return {"id": f"I{r.findings[0].id.split('-')[0][1:] if r.findings else '?'}",
+            "kind": r.verdict.kind, "confidence": r.verdict.confidence,
+            "start": _iso(r.times[0]), "end": _iso(r.times[1]), "peak": _iso(r.peak),
+            "peak_rps": r.peak_rps, "baseline_rps": round(r.baseline_rps, 2),
+            "requests": c.requests, "expected_requests": round(c.expected), "excess_requests": round(c.excess),
+            "clients": c.clients, "new_clients": c.new_clients,
+            "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
+            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {"id": f.id, "kind": f.kind, "severity": f.severity, "description": FINDING_KINDS[f.kind].description,
+            "technique": f.technique, "claim": f.claim, "confidence": f.confidence,
+            "window": {"start": _iso(f.window[0]), "end": _iso(f.window[1])},
+            "metrics": dict(f.metrics), "evidence": [e.to_dict() for e in f.evidence]}
+
+
+def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
+    def clean(a: np.ndarray) -> list[float | None]:
+        return [None if not np.isfinite(x) else round(float(x), 4) for x in a]
+    return {"start": _iso(tl.start), "step_seconds": 60, "requests": [int(x) for x in tl.requests],
+            "clients": [int(x) for x in tl.clients], "status_4xx": [int(x) for x in tl.status_4xx],
+            "status_5xx": [int(x) for x in tl.status_5xx], "bytes": [int(x) for x in tl.bytes],
+            "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
+            "baseline_requests": [round(float(x), 1) for x in base.level],
+            "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges[:200]]}
+
+
+def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
+    c = r.composition
+    t = c.clients_table.sort_by([("requests", "descending")])
+    seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
+    top = [{"client_ip": row["client_ip"], "requests": row["requests"], "rate_rps": round(row["requests"] / seconds, 3),
+            "known": row["known"], "network": row["net"], "known_network": row["known_net"],
+            "user_agent": row["user_agent"], "distinct_paths": row["distinct_paths"]}
+           for row in t.slice(0, 20).to_pylist()]
+    w = in_ranges(data.requests, [r.times])
+    nets = w.group_by(net=network(w.client_ip, w.ip_family)).aggregate(requests=w.count(),
+                                                                       clients=w.client_ip.nunique())
+    nets = data.engine.ibis.to_pyarrow(nets.order_by(ibis.desc("requests")).limit(15)).to_pylist()
+    known_nets = set(c.clients_table.filter(c.clients_table.column("known_net")).column("net").to_pylist())
+    uas = data.engine.ibis.to_pyarrow(w.group_by("user_agent").aggregate(
+        requests=w.count(), clients=w.client_ip.nunique()).order_by(ibis.desc("requests")).limit(10)).to_pylist()
+    return {
+        "top": top,
+        "new_vs_known": {"clients": c.clients, "new_clients": c.new_clients,
+                         "requests_from_new": c.new_requests, "requests_from_known": c.known_requests,
+                         "new_excess_share": round(c.new_excess_share, 3),
+                         "new_network_excess_share": round(c.new_network_excess_share, 3),
+                         "known_excess_share": round(c.known_excess_share, 3)},
+        "networks": [{**n, "known": n["net"] in known_nets} for n in nets],
+        "user_agents": uas,
+        "concentration": {"top10_excess_share": round(c.top10_excess_share, 3),
+                          "sources_for_80pct_of_excess": c.sources_for_80pct},
+        "attribution_caveat": ATTRIBUTION["cannot_show"][1],
+    }
+
+
+def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
+    w = in_ranges(data.requests, [r.times])
+    paths = data.engine.ibis.to_pyarrow(w.group_by(["method", "path"]).aggregate(
+        requests=w.count(), distinct_queries=w.query.nunique(), errors=(w.status >= 500).sum()).order_by(
+        ibis.desc("requests")).limit(10)).to_pylist()
+    vectors = [f.claim for f in r.findings if f.kind in ("bot_behaviour", "cache_busting", "tool_fingerprint",
+                                                           "concentrated_sources")]
+    return {"top_paths": paths, "vectors": vectors}
+
+
+def _impact(r: IncidentResult) -> dict[str, Any]:
+    c = r.composition
+    return {"known_clients_active": c.known_clients_active, "known_clients_with_errors": c.known_clients_with_errors,
+            "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4)}
+
+
+def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
+                options: AnalyzeOptions) -> dict[str, Any]:
+    if r.verdict.kind not in ATTACK_KINDS:
+        return {"blocklist": [], "note": f"verdict {r.verdict.kind}: blocking clients would not help and would hurt "
+                                         "legitimate users"}
+    c = r.composition
+    attackers_table = suspects(c)
+    if r.verdict.kind == "dos":
+        few = next((f for f in r.findings if f.kind == "concentrated_sources"), None)
+        chosen = set(few.metrics["top_sources"][: max(int(few.metrics["sources_for_80pct"]), 1)]) if few else set()
+        attackers_table = c.clients_table.filter(_mask(c.clients_table.column("client_ip").to_pylist(), chosen))
+    attackers = dict(zip(attackers_table.column("client_ip").to_pylist(),
+                         attackers_table.column("requests").to_pylist(), strict=True))
+    base = in_ranges(data.requests, baseline_ranges)
+    known_rows = data.engine.ibis.to_pyarrow(base.group_by("client_ip").aggregate(n=base.count()))
+    known = dict(zip(known_rows.column("client_ip").to_pylist(), known_rows.column("n").to_pylist(), strict=True))
+    incident = dict(zip(c.clients_table.column("client_ip").to_pylist(),
+                        c.clients_table.column("requests").to_pylist(), strict=True))
+    blocklist = build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
+    out = blocklist.to_dict()
+    out["blocklist"] = [e.to_dict() for e in blocklist.entries]
+    return out
+
+
+def _mask(values: list[str], chosen: set[str]) -> pa.Array:
+    return pa.array([v in chosen for v in values])
