@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.formats import FORMATS
 from floodwitness.ingest import IngestOptions, ingest
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
+from floodwitness.render.files import blocklist_text, write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
 from floodwitness.render.safe import terminal_safe
 from floodwitness.schema import COLUMNS
@@ -54,15 +56,12 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int | None], None] | 
         yield update
 
 
-def _write_json(target: str, data: Any) -> None:
+def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset()) -> None:
     text = json.dumps(data, indent=1, ensure_ascii=False, default=str)
     if target == "-":
         click.echo(text)
         return
-    path = Path(target)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(target, text + "\n", protect=protect)
 
 
 class _Group(click.Group):
@@ -150,8 +149,103 @@ def simulate_command(kind: str, outdir: str, seed: int, scale: float, hours: flo
     """
     from floodwitness.simulate import SCENARIOS, simulate  # noqa: PLC0415 - only this command needs it
 
+    if kind not in SCENARIOS:  # before creating anything
+        raise UsageError(f"unknown scenario {kind!r}", hint="valid scenarios: " + ", ".join(sorted(SCENARIOS)))
     Path(outdir).mkdir(parents=True, exist_ok=True)
     truth = simulate(kind, Path(outdir), seed=seed, scale=scale, hours=hours)
     info = SCENARIOS[kind]
     click.echo(f"wrote {Path(outdir) / 'access.log'} ({truth.lines:,} lines) and truth.json: {info.name}, "
                f"expected verdict {info.expected_verdict}")
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not a time",
+                         hint="Use ISO 8601, e.g. 2024-05-17T10:05:00Z or 2024-05-17 10:05+02:00.") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).replace(tzinfo=None)
+
+
+def _parse_range(value: str | None) -> tuple[datetime, datetime] | None:
+    if value is None:
+        return None
+    if ".." not in value:
+        raise UsageError(f"--baseline: {value!r} is not a range", hint="Use --baseline START..END (ISO 8601 times).")
+    start, end = value.split("..", 1)
+    first, last = _parse_time(start, "--baseline"), _parse_time(end, "--baseline")
+    assert first is not None and last is not None
+    return first, last
+
+
+def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
+                  until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
+                  quiet: bool) -> dict[str, Any]:
+    from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
+    from floodwitness.render.terminal import print_report  # noqa: PLC0415
+    from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
+
+    options = AnalyzeOptions(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
+                             baseline=_parse_range(baseline))
+    if fmt != "auto" and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    with _progress(quiet) as progress:
+        data = open_dataset(logs, options=IngestOptions(format=fmt), keep_store=keep_store, progress=progress)
+    try:
+        report = analyze(data, options)
+    finally:
+        data.close()
+    inputs = frozenset(i["path"] for i in report["inputs"])
+    if json_out:
+        _write_json(json_out, report, protect=inputs)
+    if blocklist_out:
+        write_atomic(blocklist_out, blocklist_text([e["cidr"] for e in report["mitigation"].get("blocklist", [])]),
+                     protect=inputs)
+    if not quiet and json_out != "-":
+        print_report(_stdout(), report)
+    return report
+
+
+@main.command("analyze")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
+@click.option("--blocklist", "blocklist_out", metavar="FILE", help="Write the blocklist as plain CIDR lines.")
+@click.option("--since", metavar="TIME", help="Analyse only requests at or after TIME (ISO 8601; UTC if no offset).")
+@click.option("--until", metavar="TIME", help="Analyse only requests before TIME.")
+@click.option("--baseline", metavar="T1..T2", help="Use this range as normal traffic instead of choosing it.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Log format (see `floodwitness formats`).")
+@click.option("--store", "keep_store", metavar="DIR",
+              help="Keep the parsed logs as a store in DIR (the evidence queries then run on it later).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
+def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, since: str | None,
+                    until: str | None, baseline: str | None, fmt: str, keep_store: str | None, quiet: bool) -> None:
+    """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
+    evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
+    _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
+                  baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet)
+
+
+@main.command("demo")
+@click.option("--kind", default="mirai", show_default=True, help="Scenario to simulate (see `simulate --help`).")
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
+              help="Random seed of the simulation (same seed, same log).")
+@click.option("--json", "json_out", metavar="FILE", help="Also write the JSON report.")
+def demo_command(kind: str, seed: int, json_out: str | None) -> None:
+    """Simulate a labelled incident (a Mirai-style HTTP flood by default) in a temporary folder, analyse it,
+    and compare the verdict with the truth. Works offline."""
+    import tempfile  # noqa: PLC0415
+
+    from floodwitness.simulate import simulate  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="floodwitness-demo-") as tmp:
+        truth = simulate(kind, Path(tmp), seed=seed, hours=2.0)
+        click.echo(f"Simulated {kind} (seed {seed}): {truth.lines:,} lines in {Path(tmp) / 'access.log'}\n")
+        report = _run_analysis([str(Path(tmp) / "access.log")], json_out=json_out, blocklist_out=None, since=None,
+                               until=None, baseline=None, fmt="auto", keep_store=None, quiet=False)
+        expected = truth.expected_verdict
+        got = report["verdict"]["kind"]
+        click.echo(f"\nTruth: {expected}; floodwitness said: {got} ({'right' if got == expected else 'WRONG'}).")

@@ -9,14 +9,17 @@ the baseline audience's: do they load assets and carry referers like people, or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
-import pyarrow as pa
 
-from floodwitness.analysis.dataset import Dataset
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from floodwitness.analysis.dataset import Dataset
 
 ASSET_PATTERN = r"\.(css|js|mjs|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|eot|map)$"
 

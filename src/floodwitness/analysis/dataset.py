@@ -6,13 +6,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floodwitness.engine import Engine
 from floodwitness.errors import StoreError
 from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
-from floodwitness.ingest.pipeline import Progress
 from floodwitness.ingest.store import REQUESTS, is_store
+
+if TYPE_CHECKING:
+    from floodwitness.ingest.pipeline import Progress
 
 
 @dataclass

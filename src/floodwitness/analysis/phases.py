@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import ibis
 import numpy as np
@@ -12,9 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import Composition, in_ranges
-from floodwitness.analysis.dataset import Dataset
-from floodwitness.analysis.timeline import Timeline
-from floodwitness.analysis.windows import Baseline, WindowPolicy
+
+if TYPE_CHECKING:
+    from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.timeline import Timeline
+    from floodwitness.analysis.windows import Baseline, WindowPolicy
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
-import pyarrow as pa
 
-from floodwitness.analysis.dataset import Dataset
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from floodwitness.analysis.dataset import Dataset
 
 MINUTE = 60
 
@@ -58,7 +60,7 @@ def _aligned(table: pa.Table, key: str, start: datetime, length: int, step: int,
 
 def build_timeline(data: Dataset, since: datetime | None = None, until: datetime | None = None) -> Timeline:
     t = _window(data.requests, since, until)
-    has_rt = bool(data.engine.ibis.execute(t.request_time.notnull().any()))
+    has_rt = bool(data.engine.scalar(t.request_time.notnull().any()))
     minute = t.ts.truncate("m").name("minute")
     shed = (t.status == 503) & t.upstream_time.isnull() & t.upstream_addr.isnull()
     aggs: dict[str, Any] = {
@@ -75,7 +77,8 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
     grouped = t.group_by(minute).aggregate(**aggs).order_by("minute")
     table = data.engine.ibis.to_pyarrow(grouped)
     if table.num_rows == 0:
-        return Timeline(datetime(1970, 1, 1), *[np.zeros(0)] * 8, has_request_time=False)  # type: ignore[arg-type]
+        empty = np.zeros(0)
+        return Timeline(datetime(1970, 1, 1), empty, empty, empty, empty, empty, empty, empty, empty, False)
     first = table.column("minute")[0].as_py().replace(tzinfo=None)
     last = table.column("minute")[table.num_rows - 1].as_py().replace(tzinfo=None)
     length = int((last - first).total_seconds() // MINUTE) + 1

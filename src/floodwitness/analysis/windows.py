@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from floodwitness.analysis.timeline import Timeline
+if TYPE_CHECKING:
+    from floodwitness.analysis.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,16 @@ class WindowPolicy:
     sigma: float = 6.0                  # ... and far outside Poisson noise (sigma * sqrt(baseline))
     #: errors: a minute is anomalous when its 5xx count and share both jump ...
     min_error_excess: float = 10.0
-    error_share_delta: float = 0.03
+    error_share_delta: float = 0.02
     #: ... or when its 95th-percentile request time jumps (a slow backend shows before it fails)
     latency_factor: float = 3.0
     min_latency_excess: float = 0.5  # seconds
     min_requests_for_latency: int = 30
     #: a decaying tail at a window's edge stops counting below this share of the peak excess
     edge_share_of_peak: float = 0.25
-    #: windows
+    #: windows: volume bursts this close are one incident (pulse waves); other flags merge across short gaps
     merge_gap_minutes: int = 12
+    short_gap_minutes: int = 3
     min_flagged_minutes: int = 2
     iterations: int = 4
 
@@ -95,6 +98,10 @@ def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
             p95 = float(np.nanmedian(tl.p95_time[usable]))
             limit = max(policy.latency_factor * p95, p95 + policy.min_latency_excess)
             slow = (np.nan_to_num(tl.p95_time, nan=0.0) > limit) & (r >= policy.min_requests_for_latency)
+            slow &= r >= 0.3 * level
+        if n > 2:  # the first and last minute of the data are partial: their error share and latency are noise
+            error[[0, -1]] = False
+            slow[[0, -1]] = False
         new_flags = volume | error | slow
         if np.array_equal(new_flags, flagged):
             break
@@ -125,9 +132,12 @@ def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Win
     if len(flagged) == 0:
         return []
     vol = base.volume
+    # Volume bursts merge across long gaps (a pulse wave is one attack); anything else only across short ones.
     runs: list[list[int]] = [[int(flagged[0])]]
     for index in flagged[1:].tolist():
-        if index - runs[-1][-1] <= policy.merge_gap_minutes + 1:
+        gap = index - runs[-1][-1] - 1
+        bursts = bool(vol[index]) and any(vol[i] for i in runs[-1])
+        if gap <= (policy.merge_gap_minutes if bursts else policy.short_gap_minutes):
             runs[-1].append(index)
         else:
             runs.append([index])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from floodwitness.analysis.composition import Composition
-from floodwitness.analysis.dataset import Dataset
-from floodwitness.analysis.timeline import Timeline
-from floodwitness.analysis.windows import Baseline
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.timeline import Timeline
+    from floodwitness.analysis.windows import Baseline
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floodwitness.analysis.composition import ASSET_PATTERN, in_ranges
 from floodwitness.detectors.base import Context, Evidence
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def _ts(value: datetime) -> str:

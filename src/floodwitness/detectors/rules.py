@@ -44,7 +44,7 @@ def traffic_surge(ctx: Context) -> list[Finding]:
 @detector
 def server_errors(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    share, base = c.new_behaviour.error_share, c.baseline_behaviour.error_share
+    base = c.baseline_behaviour.error_share
     window_errors = int(ctx.timeline.status_5xx[ctx.timeline.index_of(c.start):ctx.timeline.index_of(c.end)].sum())
     window_share = window_errors / max(c.requests, 1)
     if window_share - base < 0.02 or window_errors < 10:
@@ -52,7 +52,8 @@ def server_errors(ctx: Context) -> list[Finding]:
     query = window_sql(ctx, select="status, count(*) AS n", where="status >= 500", group="1", order="2 DESC")
     findings = [Finding(
         _fid(ctx, "errors"), "server_errors",
-        f"{window_errors:,} server errors (5xx): {_pct(window_share)} of requests, against {_pct(base)} in the baseline",
+        f"{window_errors:,} server errors (5xx): {_pct(window_share)} of requests, against {_pct(base)} "
+        "in the baseline",
         ctx.window, {"errors": window_errors, "share": round(window_share, 4), "baseline_share": round(base, 4),
                      "shed_503": int(ctx.timeline.shed_503[ctx.timeline.index_of(c.start):
                                                            ctx.timeline.index_of(c.end)].sum())},
@@ -165,7 +166,8 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
             _fid(ctx, "cachebust"), "cache_busting",
             f"{_pct(nb.query_share)} of the new clients' requests had a query string and "
             f"{_pct(nb.unique_query_share)} of those strings were unique: cache-busting",
-            ctx.window, {"query_share": round(nb.query_share, 3), "unique_query_share": round(nb.unique_query_share, 3)},
+            ctx.window,
+            {"query_share": round(nb.query_share, 3), "unique_query_share": round(nb.unique_query_share, 3)},
             confidence=0.85, evidence=samples(ctx, lambda t: t.query.notnull(), q)))
     return out
 
@@ -234,7 +236,7 @@ def tool_fingerprint(ctx: Context) -> list[Finding]:
         hits = int(row[rule.name] or 0)
         if hits < 20 or hits / total < 0.02:
             continue
-        clients = ctx.data.engine.ibis.execute(t.filter(rule.predicate(t)).client_ip.nunique())
+        clients = ctx.data.engine.scalar(t.filter(rule.predicate(t)).client_ip.nunique())
         out.append(Finding(
             _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
             f"{hits:,} requests ({_pct(hits / total)}) from {clients:,} clients match {rule.name}: {rule.description}",

@@ -61,6 +61,10 @@ class Engine:
             f"COPY ({sql}) TO '{_sql_str(path)}' "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_size)})")
 
+    def scalar(self, expr: Any) -> Any:
+        """Value of a scalar ibis expression (through Arrow: no pandas on the way)."""
+        return self.ibis.to_pyarrow(expr).as_py()
+
     def parquet(self, paths: list[str]) -> Any:
         """An ibis table over Parquet files."""
         return self.ibis.read_parquet(paths)

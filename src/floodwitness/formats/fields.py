@@ -147,39 +147,62 @@ def status_code(s: ir.StringValue) -> ir.IntegerValue:
     return ibis.ifelse((s.length() == 3) & code.between(0, 999), code, ibis.null("int16"))
 
 
-def strip_newline(lines: ir.Table) -> ir.Table:
-    """Add ``_t``: the line without its line ending.
+def stripped(text: ir.StringValue) -> ir.StringValue:
+    """``text`` without its line ending.
 
     ``replace`` rather than ``rstrip``: on DuckDB a character-set RTRIM costs ten times more than the
     whole field split. A CR inside a line (never written by nginx or Apache, which escape it) goes too.
     """
-    return lines.mutate(_t=lines.text.replace("\n", "").replace("\r", ""))
+    return text.replace("\n", "").replace("\r", "")
 
 
-def finish(t: ir.Table, mismatch: str, provides: frozenset[str]) -> ir.Table:
+def strip_line_end(piece: ir.StringValue) -> ir.StringValue:
+    """The last piece of a split line without the line ending (as ``stripped`` does to the whole line)."""
+    return piece.replace("\n", "").replace("\r", "")
+
+
+def count_cr(s: ir.StringValue) -> ir.IntegerValue:
+    return s.length() - s.replace("\r", "").length()
+
+
+def strip_newline(lines: ir.Table) -> ir.Table:
+    """Add ``_t``: the line without its line ending (see ``stripped``)."""
+    return lines.mutate(_t=stripped(lines.text))
+
+
+def finish(t: ir.Table, mismatch: str, provides: frozenset[str], *, fast: str | None = None) -> ir.Table:
     """Select the normalized table from a staged parse ``t``.
 
-    ``t`` has the raw line columns (``file_id, line, pre_reject``), the stripped text ``_t``, a boolean
-    column ``mismatch`` (true where the line does not have the format's layout) and a column for each
-    normalized value the format provides. Missing columns become typed nulls.
+    ``t`` has the raw line columns (``file_id, line, text, pre_reject``), a boolean column ``mismatch``
+    (true where the line does not have the format's layout) and a column for each normalized value the
+    format provides. Missing columns become typed nulls. The stripped text is column ``_t`` when the parse
+    made one; otherwise it is computed here only for the lines that need it (rejected lines, lines off the
+    ``fast`` path), never for every line.
     """
+    text = t._t if "_t" in t.columns else stripped(t.text)
+    empty: ir.BooleanValue = ibis.ifelse(text.length() <= 64, text.strip() == "", False)
+    comment = text.startswith("#")
+    if "_t" not in t.columns:
+        # Same answer as on the stripped text: only a leading CR could differ, and then we strip.
+        comment = ibis.ifelse(t.text.startswith("\r"), comment, t.text.startswith("#"))
+    if fast is not None:
+        empty = ibis.ifelse(t[fast], False, empty)  # a line that split into the format's pieces is not blank
     reason = ibis.cases(
         (t.pre_reject.notnull(), t.pre_reject),
-        (ibis.ifelse(t._t.length() <= 64, t._t.strip() == "", False), "empty_line"),
-        (t._t.startswith("#"), "comment"),
+        (empty, "empty_line"),
+        (comment, "comment"),
         (t[mismatch], "format_mismatch"),
         (t.ts.isnull(), "bad_timestamp"),
         *([(t.status.isnull(), "bad_status")] if "status" in provides and "status" in t.columns else []),
         else_=ibis.null("string"),
     )
     t = t.mutate(reject_reason=reason)
+    # Its own stage, so the reason is computed once (an engine may not share a CASE between columns).
+    t = t.mutate(raw=ibis.ifelse(t.reject_reason.isnull(), ibis.null("string"), text.substr(0, RAW_SAMPLE_CHARS)))
     columns: dict[str, ir.Value] = {}
     for field in ARROW_SCHEMA:
         kind = _ibis_type(field.type)
-        if field.name == "raw":
-            columns["raw"] = ibis.ifelse(t.reject_reason.isnull(), ibis.null("string"),
-                                         t._t.substr(0, RAW_SAMPLE_CHARS))
-        elif field.name in t.columns:
+        if field.name in t.columns:
             columns[field.name] = t[field.name].cast(kind)
         else:
             columns[field.name] = ibis.null(kind)

@@ -261,24 +261,36 @@ class TemplateFormat(LogFormat):
         return sum(1 for line in sample if self._compiled.match(line)) / len(sample) if sample else 0.0
 
     def parse(self, lines: ir.Table) -> ir.Table:
-        t = f.strip_newline(lines)
         pieces = self.pieces
         raw: dict[str, str] = {}  # variable -> column holding its text
         if pieces is None:
+            t = f.strip_newline(lines)  # every line takes the regex: strip each once
+            text = t._t
             t = t.mutate(_fast=ibis.literal(False))
         else:
-            t = t.mutate(_p=t._t.split('"'))
-            t = t.mutate(**{f"_s{seg}": t._p[seg].split(" ") for seg in self._token_counts})
-            fast = t._p.length() == len(self.template.split('"'))
+            # The fast path splits the line as read: stripping the newline from every whole line costs more
+            # than the split. Only the last piece holds the line ending, so only it is stripped. A CR
+            # anywhere else sends the line to the regex path, which reads the stripped text.
+            text = f.stripped(lines.text)  # inlined under the regex branches: computed for those lines only
+            last = len(self.template.split('"')) - 1
+            t = lines.mutate(_p=lines.text.split('"'))
+
+            def segment(seg: int) -> ir.StringValue:
+                return f.strip_line_end(t._p[seg]) if seg == last else t._p[seg]
+
+            t = t.mutate(**{f"_s{seg}": segment(seg).split(" ") for seg in self._token_counts})
+            fast = t._p.length() == last + 1
             for seg, count in self._token_counts.items():
                 fast = fast & (t[f"_s{seg}"].length() == count)
             for piece in pieces:
                 if piece.sep:
                     fast = fast & (t[f"_s{piece.segment}"][piece.token].split(piece.sep).length() == piece.parts)
+            fast = fast & ibis.ifelse(t.text.contains("\r"),
+                                      f.count_cr(t.text) == f.count_cr(t._p[last]), True)
             t = t.mutate(_fast=fast)
-        t = t.mutate(_own=ibis.ifelse(t._fast, True, t._t.re_search(self.regex)))
+        t = t.mutate(_own=ibis.ifelse(t._fast, True, text.re_search(self.regex)))
         if self.lenient:
-            t = t.mutate(_lenient=ibis.ifelse(t._own, False, t._t.re_search(LENIENT_CLF)))
+            t = t.mutate(_lenient=ibis.ifelse(t._own, False, text.re_search(LENIENT_CLF)))
             t = t.mutate(_mismatch=~t._own & ~t._lenient)
         else:
             t = t.mutate(_mismatch=~t._own)
@@ -286,9 +298,9 @@ class TemplateFormat(LogFormat):
         for group, name in enumerate(self.variables, start=1):
             if name in extracted:
                 continue
-            slow = t._t.re_extract(only_group(self.regex, group), 1)
+            slow = text.re_extract(only_group(self.regex, group), 1)
             if self.lenient:
-                fallback = (t._t.re_extract(only_group(LENIENT_CLF, _LENIENT_GROUPS[name]), 1)
+                fallback = (text.re_extract(only_group(LENIENT_CLF, _LENIENT_GROUPS[name]), 1)
                             if name in _LENIENT_GROUPS else ibis.literal("-"))
                 slow = ibis.ifelse(t._own, slow, fallback)
             if pieces is None:
@@ -298,11 +310,12 @@ class TemplateFormat(LogFormat):
             if piece.sep:
                 value = t[f"_s{piece.segment}"][piece.token].split(piece.sep)[piece.part]
             elif piece.token is None:
-                value = t._p[piece.segment]
-            elif piece.width == 1:
-                value = t[f"_s{piece.segment}"][piece.token]
+                value = segment(piece.segment)
             else:
-                value = t[f"_s{piece.segment}"][piece.token: piece.token + piece.width].join(" ")
+                tokens = t[f"_s{piece.segment}"]
+                value = tokens[piece.token]
+                for extra in range(piece.token + 1, piece.token + piece.width):
+                    value = value + " " + tokens[extra]  # concatenation: cheaper than slicing and joining a list
             if piece.prefix or piece.suffix:
                 cut = len(piece.prefix) + len(piece.suffix)
                 value = value.substr(len(piece.prefix), value.length() - cut)
@@ -317,7 +330,7 @@ class TemplateFormat(LogFormat):
                 break
         if "request" in raw:
             t = f.split_request(t, raw["request"])
-        return f.finish(t, "_mismatch", self.provides)
+        return f.finish(t, "_mismatch", self.provides, fast="_fast")
 
     def _columns(self, raw: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}

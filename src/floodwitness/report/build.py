@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from floodwitness import __version__
 from floodwitness.analysis.composition import Composition, compose, in_ranges, network
-from floodwitness.analysis.dataset import Dataset
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.timeline import Timeline, build_timeline, per_second
 from floodwitness.analysis.windows import (
@@ -34,6 +33,9 @@ from floodwitness.errors import UsageError
 from floodwitness.mitigation import BlocklistPolicy, build_blocklist
 from floodwitness.verdict import IncidentVerdict, judge_incident, summary_for
 
+if TYPE_CHECKING:
+    from floodwitness.analysis.dataset import Dataset
+
 SCHEMA = "floodwitness.report/1"
 ATTACK_KINDS = ("ddos", "dos", "mixed")
 
@@ -42,8 +44,8 @@ ATTRIBUTION = {
               "whether those addresses and networks were part of the site's usual audience"],
     "cannot_show": ["who operated the attack or why: addresses belong to compromised devices, proxies and "
                     "rented servers, not to the operator",
-                    "the operator's country: a geographic breakdown of sources describes where the bots are, "
-                    "never where the attacker is",
+                    "The sources' countries and networks describe where the compromised devices and proxies "
+                    "are, never where the attacker is.",
                     "anything that never reached these servers (traffic dropped upstream, other services)"],
 }
 
@@ -66,8 +68,9 @@ class IncidentResult:
     phases: Phases
     findings: list[Finding]
     verdict: IncidentVerdict
-    peak: datetime
-    peak_rps: float
+    peak: datetime         # start of the busiest minute
+    peak_second: datetime  # the busiest second
+    peak_rps: float        # requests in the busiest second
     baseline_rps: float
 
     @property
@@ -101,9 +104,13 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
     second0, counts = per_second(data, times[0], times[1])
-    peak_index = int(np.argmax(counts)) if len(counts) else 0
-    return IncidentResult(w, times, comp, phases, findings, verdict, second0 + timedelta(seconds=peak_index),
-                          float(counts[peak_index]) if len(counts) else 0.0,
+    peak_second = int(np.argmax(counts)) if len(counts) else 0
+    # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
+    series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
+    peak_minute = w.start_index + int(np.argmax(series[w.start_index:w.end_index]))
+    return IncidentResult(w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
+                          second0 + timedelta(seconds=peak_second),
+                          float(counts[peak_second]) if len(counts) else 0.0,
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0)
 
 
@@ -187,7 +194,7 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
     return {"id": f"I{r.findings[0].id.split('-')[0][1:] if r.findings else '?'}",
             "kind": r.verdict.kind, "confidence": r.verdict.confidence,
             "start": _iso(r.times[0]), "end": _iso(r.times[1]), "peak": _iso(r.peak),
-            "peak_rps": r.peak_rps, "baseline_rps": round(r.baseline_rps, 2),
+            "peak_second": _iso(r.peak_second), "peak_rps": r.peak_rps, "baseline_rps": round(r.baseline_rps, 2),
             "requests": c.requests, "expected_requests": round(c.expected), "excess_requests": round(c.excess),
             "clients": c.clients, "new_clients": c.new_clients,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),

@@ -9,10 +9,13 @@ internal failure shows errors the load does not explain, and a surge made of kno
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from floodwitness.detectors.base import Finding
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from floodwitness.detectors.base import Finding
 
 KINDS = ("ddos", "dos", "flash_crowd", "internal_failure", "mixed", "no_incident")
 
@@ -100,7 +103,13 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     hypotheses = _final(attack, crowd, inside, few is not None, failure)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     best = ranked[0]
-    margin = best.score - (ranked[1].score if len(ranked) > 1 else 0.0)
+    # ddos / dos / mixed share the attack evidence: the winner is judged against the best hypothesis of
+    # another family, and (at double weight) against its siblings, which differ only in their extra signals
+    family = {"ddos", "dos", "mixed"}
+    siblings = [h.score for h in ranked[1:] if (h.kind in family) == (best.kind in family)]
+    others = [h.score for h in ranked[1:] if (h.kind in family) != (best.kind in family)]
+    margin = min(best.score - max(others, default=best.score - 6.0),
+                 2 * (best.score - max(siblings, default=best.score - 3.0)))
     confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
     return IncidentVerdict(best.kind, confidence, tuple(hypotheses))
 

@@ -1,0 +1,111 @@
+"""The terminal report: verdict first, then why, the timeline, sources, targets, impact, the blocklist,
+and where the evidence is. Reads only the report dictionary; every log field goes through
+:func:`terminal_safe` and is printed as plain text (never as rich markup)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from floodwitness.render.safe import terminal_safe
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    if not values:
+        return ""
+    step = max(1, -(-len(values) // width))
+    buckets = [max(values[i:i + step]) for i in range(0, len(values), step)]
+    top = max(buckets) or 1.0
+    return "".join(_BARS[min(len(_BARS) - 1, round(v / top * (len(_BARS) - 1)))] for v in buckets)
+
+
+def _line(console: Console, text: str, style: str = "") -> None:
+    console.print(Text(text, style=style), overflow="fold")
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    v = report["verdict"]
+    style = {"ddos": "bold red", "dos": "bold red", "mixed": "bold red", "internal_failure": "bold yellow",
+             "flash_crowd": "bold cyan", "no_incident": "bold green"}.get(v["kind"], "bold")
+    _line(console, f"Verdict: {v['kind'].upper()}  ({v['confidence']:.0%} confidence)", style)
+    _line(console, v["summary"])
+    console.print()
+    best = v["hypotheses"][0]
+    _line(console, "Why", "bold")
+    for item in best["for"][:6]:
+        _line(console, f"  + {terminal_safe(item, 300)}")
+    for item in best["against"][:3]:
+        _line(console, f"  - {terminal_safe(item, 300)}")
+    others = list(v["hypotheses"][1:4])
+    if others:
+        _line(console, "  alternatives: " + ", ".join(f"{h['kind']} ({h['score']:+.1f})" for h in others), "dim")
+    console.print()
+    tl = report["timeline"]
+    _line(console, f"Timeline (requests/min, from {tl['start']})", "bold")
+    _line(console, "  " + sparkline([float(x) for x in tl["requests"]]))
+    errors = tl["status_5xx"]
+    if any(errors):
+        _line(console, "  " + sparkline([float(x) for x in errors]) + "  5xx", "red")
+    for inc in report["incidents"]:
+        _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
+                       f"at {inc['peak_second'][11:19]} (baseline {inc['baseline_rps']:.1f} req/s), "
+                       f"{inc['excess_requests']:,} excess requests")
+    if not report["incidents"]:
+        _line(console, "  no incident window")
+    sources = report.get("sources") or {}
+    if sources.get("top"):
+        console.print()
+        _line(console, "Sources (main incident)", "bold")
+        nv = sources["new_vs_known"]
+        _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
+                       f"excess from new networks {nv['new_network_excess_share']:.0%}, "
+                       f"from known clients {nv['known_excess_share']:.0%}")
+        for s in sources["top"][:5]:
+            tag = "known" if s["known"] else ("new, known net" if s["known_network"] else "new net")
+            _line(console, f"  {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
+                           f"{s['rate_rps']:>7.1f}/s  {tag}")
+        _line(console, f"  note: {sources['attribution_caveat']}", "dim")
+    targets = report.get("targets") or {}
+    if targets.get("top_paths"):
+        console.print()
+        _line(console, "Targets", "bold")
+        for p in targets["top_paths"][:5]:
+            _line(console, f"  {terminal_safe(p['method'], 8):<8}{terminal_safe(p['path'], 50):<50} "
+                           f"{p['requests']:>9,}")
+    impact = report.get("impact") or {}
+    if impact:
+        console.print()
+        _line(console, "Impact", "bold")
+        _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known clients "
+                       f"got server errors; {impact['error_share']:.0%} of requests in the incident failed")
+    mit = report.get("mitigation") or {}
+    console.print()
+    _line(console, "Blocklist", "bold")
+    entries = mit.get("blocklist") or []
+    if not entries:
+        _line(console, f"  empty: {mit.get('note', 'nothing to block')}")
+    else:
+        collateral = sum(int(e["collateral_clients"]) for e in entries)
+        covered = sum(int(e["requests"]) for e in entries)
+        _line(console, f"  {len(entries):,} CIDRs covering {covered:,} attack requests; "
+                       f"collateral: {collateral:,} known clients")
+        for e in entries[:5]:
+            _line(console, f"  {e['cidr']:<22} {e['requests']:>9,} req  {terminal_safe(e['reason'], 60)}")
+    console.print()
+    _line(console, "Evidence", "bold")
+    for f in report["findings"][:8]:
+        ev = f["evidence"][0] if f["evidence"] else {}
+        where = f"{terminal_safe(ev.get('file'), 60)}:{ev.get('line')}" if ev.get("file") else "query only"
+        _line(console, f"  [{f['id']}] {f['kind']}: {where}")
+    _line(console, "  every finding carries sample lines and the SQL that reproduces it (--json)", "dim")
+    inputs = report["inputs"]
+    read = sum(i["lines_read"] for i in inputs)
+    rejected = sum(i["lines_rejected"] for i in inputs)
+    _line(console, f"Inputs: {len(inputs)} file(s), {read:,} lines read, {rejected:,} rejected; "
+                   f"SHA-256 in the JSON report", "dim")

@@ -1,0 +1,193 @@
+"""Stage 4-6 end to end: the verdict, windows, evidence and blocklist on labelled and real logs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from netaddr import IPAddress, IPNetwork, IPSet
+
+from floodwitness.analysis.dataset import open_dataset
+from floodwitness.cli import main
+from floodwitness.report import analyze
+from floodwitness.simulate import SCENARIOS, Truth, simulate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ATTACKS = ("ddos", "dos", "mixed")
+
+
+def _t(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Truth, dict[str, Any], Path]]:
+    """Every scenario simulated once (small but realistic) and analysed, keeping the store."""
+    out = {}
+    for kind in SCENARIOS:
+        folder = tmp_path_factory.mktemp(kind)
+        truth = simulate(kind, folder, seed=3, hours=1.5, scale=0.5)
+        data = open_dataset([str(folder / "access.log")], keep_store=str(folder / "store"))
+        try:
+            report = analyze(data)
+        finally:
+            data.close()
+        out[kind] = (truth, report, folder)
+    return out
+
+
+def _covered(ips: tuple[str, ...], blocklist: list[dict[str, Any]]) -> int:
+    cidrs = IPSet(IPNetwork(e["cidr"]) for e in blocklist)
+    return sum(IPAddress(ip) in cidrs for ip in ips)
+
+
+@pytest.mark.parametrize("kind", sorted(SCENARIOS))
+def test_verdict_windows_and_blocklist(reports: dict[str, Any], kind: str) -> None:
+    truth, report, _ = reports[kind]
+    assert report["verdict"]["kind"] == truth.expected_verdict, report["verdict"]
+    blocklist = report["mitigation"]["blocklist"]
+    if truth.expected_verdict == "no_incident":
+        assert report["incidents"] == []
+        assert blocklist == []
+        return
+    main_incident, expected = report["incidents"][0], truth.incidents[0]
+    for key in ("start", "end"):
+        error = abs((_t(main_incident[key]) - _t(getattr(expected, key))).total_seconds())
+        assert error <= 90, (key, main_incident[key], getattr(expected, key))
+    known_blocked = _covered(truth.known_clients, blocklist)
+    if truth.expected_verdict in ATTACKS:
+        recall = _covered(truth.attackers, blocklist) / len(truth.attackers)
+        assert recall >= 0.9, recall
+        assert known_blocked <= 0.005 * len(truth.known_clients)
+    else:
+        assert blocklist == []
+        assert known_blocked == 0
+
+
+def test_every_hypothesis_carries_evidence_for_and_against(reports: dict[str, Any]) -> None:
+    _, report, _ = reports["mirai"]
+    kinds = [h["kind"] for h in report["verdict"]["hypotheses"]]
+    assert sorted(kinds) == sorted(["ddos", "dos", "flash_crowd", "internal_failure", "mixed", "no_incident"])
+    best = report["verdict"]["hypotheses"][0]
+    assert best["kind"] == "ddos" and best["for"]
+    ids = {f["id"] for f in report["findings"]}
+    cited = {part.split("[")[-1].rstrip("]") for part in best["for"] if "[" in part}
+    assert cited <= ids and cited
+
+
+def test_report_contract(reports: dict[str, Any]) -> None:
+    _, report, _ = reports["cachebust"]
+    assert report["schema"] == "floodwitness.report/1"
+    for key in ("inputs", "verdict", "incidents", "findings", "sources", "targets", "impact", "mitigation"):
+        assert key in report
+    assert set(report["inputs"][0]) >= {"path", "sha256", "lines_read", "lines_parsed", "lines_rejected",
+                                        "rejected_by_reason", "format"}
+    assert set(report["verdict"]) >= {"kind", "confidence", "summary", "hypotheses"}
+    assert set(report["verdict"]["hypotheses"][0]) >= {"kind", "score", "for", "against"}
+    incident = report["incidents"][0]
+    assert set(incident) >= {"start", "end", "peak", "peak_rps", "baseline_rps"}
+    assert incident["start"].endswith("Z") and _t(incident["start"]) < _t(incident["peak"]) <= _t(incident["end"])
+    for finding in report["findings"]:
+        assert set(finding) >= {"id", "kind", "severity", "claim", "window", "metrics", "evidence"}
+        for ev in finding["evidence"]:
+            assert set(ev) == {"file", "line", "sample", "query"}
+            assert ev["query"]
+    entry = report["mitigation"]["blocklist"][0]
+    assert set(entry) >= {"cidr", "requests", "reason", "collateral_clients"}
+    assert "never where the attacker is" in report["sources"]["attribution_caveat"]
+    json.dumps(report)  # serialisable as it is
+
+
+def test_evidence_points_at_real_lines_and_queries_reproduce(reports: dict[str, Any]) -> None:
+    _, report, folder = reports["mirai"]
+    lines = (folder / "access.log").read_text().splitlines()
+    surge = next(f for f in report["findings"] if f["kind"] == "traffic_surge")
+    ev = surge["evidence"][0]
+    assert ev["file"] == str(folder / "access.log")
+    raw = lines[ev["line"] - 1]
+    ip = ev["sample"].split(" ")[0]
+    assert raw.startswith(ip + " ")
+    total = duckdb.connect().execute(f"SELECT sum(requests) FROM ({ev['query']})").fetchone()
+    assert total is not None
+    assert total[0] == surge["metrics"]["requests"]
+    tool = next(f for f in report["findings"] if f["kind"] == "tool_fingerprint")
+    assert tool["metrics"]["rule"] == "mirai"
+    sample_line = lines[tool["evidence"][0]["line"] - 1]
+    assert "Chrome/5" in sample_line or "Version/9.1.2" in sample_line
+
+
+def test_dos_blocks_only_the_heavy_sources(reports: dict[str, Any]) -> None:
+    truth, report, _ = reports["dos"]
+    cidrs = [e["cidr"] for e in report["mitigation"]["blocklist"]]
+    assert 1 <= len(cidrs) <= 10
+    assert _covered(truth.attackers, report["mitigation"]["blocklist"]) == len(truth.attackers)
+
+
+def test_real_small_site_is_no_incident(realdata: Path) -> None:
+    data = open_dataset([str(realdata / "elastic-apache" / "Common_Data_Formats_apache_logs_apache_logs")])
+    try:
+        report = analyze(data)
+    finally:
+        data.close()
+    assert report["verdict"]["kind"] == "no_incident"
+    assert report["incidents"] == []
+    assert report["mitigation"]["blocklist"] == []
+    assert report["inputs"][0]["lines_read"] == 10_000
+
+
+def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path: Path) -> None:
+    _, _, folder = reports["pulse"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["analyze", str(folder / "store"), "--json", str(tmp_path / "r.json"),
+                                  "--blocklist", str(tmp_path / "block.txt")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Verdict: DDOS")
+    report = json.loads((tmp_path / "r.json").read_text())
+    lines = (tmp_path / "block.txt").read_text().splitlines()
+    assert lines[0].startswith("# floodwitness blocklist: ")
+    assert lines[1:] == [e["cidr"] for e in report["mitigation"]["blocklist"]]
+
+
+def test_cli_refuses_to_overwrite_an_input(reports: dict[str, Any]) -> None:
+    _, _, folder = reports["quiet"]
+    log = str(folder / "access.log")
+    result = CliRunner().invoke(main, ["analyze", log, "--json", log, "-q"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: refusing to overwrite the input file {log}\nChoose another output path.\n"
+
+
+def test_cli_bad_time(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 5 "-" "x"\n')
+    result = CliRunner().invoke(main, ["analyze", str(log), "--since", "yesterday"])
+    assert result.exit_code == 1
+    assert result.output == ("Error: --since: 'yesterday' is not a time\n"
+                             "Use ISO 8601, e.g. 2024-05-17T10:05:00Z or 2024-05-17 10:05+02:00.\n")
+
+
+def test_hostile_fields_never_reach_the_terminal_raw(tmp_path: Path) -> None:
+    """A flood whose user agent carries terminal escapes and markup: the report shows them escaped."""
+    ua = "\x1b]0;pwned\x07\x1b[2J[bold red]x[/bold red]<script>alert(1)</script>"
+    good = []
+    for minute in range(60):
+        for i in range(30):
+            good.append(f'203.0.113.{i} - - [10/Oct/2000:12:{minute:02d}:{i:02d} +0000] "GET /p{i} HTTP/1.1" '
+                        f'200 5 "-" "Mozilla/5.0"')
+    flood = []
+    for second in range(300):
+        for bot in range(20):
+            flood.append(f'198.{bot}.{second % 200}.7 - - [10/Oct/2000:13:{second // 60:02d}:{second % 60:02d} '
+                         f'+0000] "GET / HTTP/1.1" 503 0 "-" "{ua}"')
+    log = tmp_path / "hostile.log"
+    log.write_text("\n".join(good + flood) + "\n")
+    result = CliRunner().invoke(main, ["analyze", str(log)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
