@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,8 +169,9 @@ class Run:
 
 def measure(step: str, cmd: list[str], lines: int, mb: float, timeout: float | None = None) -> Run:
     """Run ``cmd`` as a child, timing it and reading the child's own peak RSS (``wait4``), not a sum."""
+    err_file = tempfile.TemporaryFile()  # not a pipe: a chatty child would block once a pipe buffer fills
     started = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file)
     deadline = None if timeout is None else started + timeout
     while True:
         pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -182,7 +184,9 @@ def measure(step: str, cmd: list[str], lines: int, mb: float, timeout: float | N
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    err = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    err_file.seek(0)
+    err = err_file.read().decode(errors="replace")
+    err_file.close()
     if child.returncode:
         print(f"  {step}: exit {child.returncode}: {err.strip()[-400:]}", file=sys.stderr)
     return Run(step, lines, mb, seconds, usage.ru_maxrss / 1024, child.returncode)
@@ -192,7 +196,7 @@ _AGGREGATE = """
 import sys, duckdb
 con = duckdb.connect()
 src = f"read_parquet('{sys.argv[1]}/requests/*.parquet')"
-con.sql(f"SELECT date_trunc('minute', ts) AS minute, count(*) AS n FROM {src} "
+con.sql(f"SELECT epoch(date_trunc('minute', ts)) AS minute, count(*) AS n FROM {src} "
         "WHERE reject_reason IS NULL GROUP BY ALL ORDER BY minute").fetchall()
 print(con.sql(f"SELECT client_ip, count(*) AS n FROM {src} WHERE reject_reason IS NULL "
               "GROUP BY ALL ORDER BY n DESC LIMIT 10").fetchall())
@@ -226,7 +230,7 @@ def bench_file(lines: int, repeat: int, goaccess: bool, goaccess_timeout: float)
     if goaccess and exe:
         version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
         report = OUT / "goaccess.json"
-        run = measure("goaccess", [exe, str(path), "--log-format=COMBINED", "-o", str(report)], lines, mb,
+        run = measure("goaccess", [exe, str(path), "--log-format=COMBINED", "--no-progress", "-o", str(report)], lines, mb,
                       timeout=goaccess_timeout)
         killed = run.returncode != 0
         result["goaccess"] = {**run.to_dict(), "version": version, "timed_out_or_failed": killed,

@@ -61,7 +61,10 @@ def test_verdict_windows_and_blocklist(reports: dict[str, Any], kind: str) -> No
     main_incident, expected = report["incidents"][0], truth.incidents[0]
     for key in ("start", "end"):
         error = abs((_t(main_incident[key]) - _t(getattr(expected, key))).total_seconds())
-        assert error <= 90, (key, main_incident[key], getattr(expected, key))
+        # A simulated flash crowd keeps arriving after its nominal end (a 90 s decay), and the log shows
+        # that tail: our end (traffic back to the baseline) is then 1-3 minutes after the label.
+        limit = 180 if (kind, key) == ("flash_crowd", "end") else 90
+        assert error <= limit, (key, main_incident[key], getattr(expected, key))
     known_blocked = _covered(truth.known_clients, blocklist)
     if truth.expected_verdict in ATTACKS:
         recall = _covered(truth.attackers, blocklist) / len(truth.attackers)
@@ -153,7 +156,8 @@ def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path
     report = json.loads((tmp_path / "r.json").read_text())
     lines = (tmp_path / "block.txt").read_text().splitlines()
     assert lines[0].startswith("# floodwitness blocklist: ")
-    assert lines[1:] == [e["cidr"] for e in report["mitigation"]["blocklist"]]
+    assert lines[1].startswith("# covers ")
+    assert lines[2:] == [e["cidr"] for e in report["mitigation"]["blocklist"]]
 
 
 def test_cli_refuses_to_overwrite_an_input(reports: dict[str, Any]) -> None:
@@ -191,3 +195,16 @@ def test_hostile_fields_never_reach_the_terminal_raw(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["analyze", str(log)])
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_since_until_restrict_the_analysis(reports: dict[str, Any]) -> None:
+    truth, report, folder = reports["dos"]
+    end = _t(report["incidents"][0]["end"])
+    after = (end.replace(tzinfo=None)).isoformat() + "Z"
+    runner = CliRunner()
+    result = runner.invoke(main, ["analyze", str(folder / "store"), "--since", after, "--json", "-", "-q"])
+    assert result.exit_code == 0, result.output
+    later = json.loads(result.output)
+    assert later["verdict"]["kind"] == "no_incident"
+    assert _t(later["timeline"]["start"]) >= end
+    assert truth.expected_verdict == "dos"

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import os
 import random
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from floodwitness.errors import FloodwitnessError, UsageError
+from floodwitness.errors import UsageError
 from floodwitness.mitigation import (
     Blocklist,
     BlocklistPolicy,
@@ -22,7 +20,6 @@ from floodwitness.mitigation import (
     is_verified_crawler,
     load_crawler_ranges,
     verified_crawler_name,
-    write_plain,
 )
 from floodwitness.mitigation.ranges import SPECIAL_RANGES
 
@@ -346,30 +343,6 @@ def test_custom_crawler_file(tmp_path: Path) -> None:
         load_crawler_ranges(path)
     assert str(info.value) == (f"{path}:2: 'not-a-cidr' is not a CIDR or IP address\n"
                                "Write one network per line, like 66.249.64.0/19  # Googlebot")
-
-
-# --- writing ---------------------------------------------------------------------------------
-
-
-def test_write_plain_is_one_cidr_per_line_atomically(tmp_path: Path) -> None:
-    bl = build_blocklist({"77.1.1.1": 3, **{f"77.2.2.{d}": 1 for d in range(1, 9, 2)}, "10.0.0.1": 1}, {})
-    target = tmp_path / "block.txt"
-    target.write_text("old\n", encoding="utf-8")
-    write_plain(bl, target, now=datetime(2026, 11, 22, 1, 30, tzinfo=UTC))
-    assert target.read_text(encoding="utf-8").splitlines() == [
-        "# floodwitness blocklist: 2 entries, generated 2026-11-22 01:30 UTC",
-        "# covers 5 of 6 attacking sources; 0 known clients inside",
-        "77.2.2.0/24", "77.1.1.1/32"]
-    assert os.listdir(tmp_path) == ["block.txt"]
-
-
-def test_write_plain_into_a_missing_folder_says_how_to_fix(tmp_path: Path) -> None:
-    bl = build_blocklist({"77.1.1.1": 3}, {})
-    target = tmp_path / "missing" / "block.txt"
-    with pytest.raises(FloodwitnessError) as info:
-        write_plain(bl, target)
-    assert str(info.value) == (f"{target}: cannot write the blocklist: No such file or directory\n"
-                               "Check that the folder exists and is writable.")
 
 
 # --- properties ------------------------------------------------------------------------------

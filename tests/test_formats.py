@@ -15,6 +15,7 @@ from floodwitness.errors import FormatError
 from floodwitness.formats import FORMATS, get_format
 from floodwitness.formats.detect import detect
 from floodwitness.formats.template import LENIENT_CLF, TemplateFormat, only_group
+from floodwitness.ingest.pipeline import parse_sql
 
 from .conftest import parsed_rows, run_ingest
 
@@ -111,7 +112,12 @@ def test_fast_path_and_regex_path_agree(tmp_path: Path, monkeypatch: pytest.Monk
     lines = [line for fmt, line, _ in GOLDEN if fmt in ("combined", "combined_timing")] * 2
     _, fast = parse_lines(tmp_path / "a", lines, fmt="combined_timing")
     monkeypatch.setattr(TemplateFormat, "pieces", property(lambda self: None))
-    _, slow = parse_lines(tmp_path / "b", lines, fmt="combined_timing")
+    parse_sql.cache_clear()  # the compiled SQL is cached per format: without this both runs take the fast path
+    try:
+        assert '"_p"' not in parse_sql(get_format("combined_timing"))  # no split: every line takes the regex
+        _, slow = parse_lines(tmp_path / "b", lines, fmt="combined_timing")
+    finally:
+        parse_sql.cache_clear()
     assert fast == slow
 
 

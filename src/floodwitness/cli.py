@@ -61,7 +61,7 @@ def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset()) -
     if target == "-":
         click.echo(text)
         return
-    write_atomic(target, text + "\n", protect=protect)
+    write_atomic(target, text + "\n", protect=protect, what="the JSON report")
 
 
 class _Group(click.Group):
@@ -203,8 +203,7 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
     if json_out:
         _write_json(json_out, report, protect=inputs)
     if blocklist_out:
-        write_atomic(blocklist_out, blocklist_text([e["cidr"] for e in report["mitigation"].get("blocklist", [])]),
-                     protect=inputs)
+        write_atomic(blocklist_out, blocklist_text(report["mitigation"]), protect=inputs, what="the blocklist")
     if not quiet and json_out != "-":
         print_report(_stdout(), report)
     return report
@@ -249,3 +248,7 @@ def demo_command(kind: str, seed: int, json_out: str | None) -> None:
         expected = truth.expected_verdict
         got = report["verdict"]["kind"]
         click.echo(f"\nTruth: {expected}; floodwitness said: {got} ({'right' if got == expected else 'WRONG'}).")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import ibis
 import numpy as np
@@ -90,13 +90,24 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
                     counts["shed_503"], counts["bytes"], times["p50_time"], times["p95_time"], has_rt)
 
 
-def per_second(data: Dataset, since: datetime, until: datetime) -> tuple[datetime, np.ndarray]:
-    """Requests per second between ``since`` and ``until`` (continuous axis starting at ``since``)."""
+@overload
+def per_second(data: Dataset, since: datetime, until: datetime, *,
+               errors: Literal[False]) -> tuple[datetime, np.ndarray]: ...
+@overload
+def per_second(data: Dataset, since: datetime, until: datetime, *,
+               errors: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+def per_second(data: Dataset, since: datetime, until: datetime, *,
+               errors: bool) -> tuple[datetime, np.ndarray] | tuple[np.ndarray, np.ndarray]:
+    """Requests per second between ``since`` and ``until`` (continuous axis starting at ``since``); with
+    ``errors``, the per-second requests and 5xx instead."""
     t = _window(data.requests, since, until)
-    grouped = t.group_by(t.ts.truncate("s").name("second")).aggregate(n=t.count())
+    grouped = t.group_by(t.ts.truncate("s").name("second")).aggregate(n=t.count(), e=(t.status >= 500).sum())
     table = data.engine.ibis.to_pyarrow(grouped)
     length = max(int((until - since).total_seconds()), 1)
-    return since, _aligned(table, "second", since, length, 1, ["n"])["n"]
+    series = _aligned(table, "second", since, length, 1, ["n", "e"])
+    if errors:
+        return series["n"], series["e"]
+    return since, series["n"]
 
 
 def _window(t: Any, since: datetime | None, until: datetime | None) -> Any:

@@ -119,10 +119,11 @@ def _trim_tails(tl: Timeline, base: Baseline, run: list[int], policy: WindowPoli
         error_only = bool(base.flagged[i]) and not bool(base.volume[i])
         return not error_only and float(excess[i]) < policy.edge_share_of_peak * peak
 
+    # Only a contiguous fading edge is trimmed: a weak minute across a gap is a burst of its own (pulse waves).
     keep = list(run)
-    while len(keep) > 1 and weak(keep[0]):
+    while len(keep) > 1 and weak(keep[0]) and keep[1] == keep[0] + 1:
         keep.pop(0)
-    while len(keep) > 1 and weak(keep[-1]):
+    while len(keep) > 1 and weak(keep[-1]) and keep[-2] == keep[-1] - 1:
         keep.pop()
     return keep
 
@@ -132,15 +133,21 @@ def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Win
     if len(flagged) == 0:
         return []
     vol = base.volume
-    # Volume bursts merge across long gaps (a pulse wave is one attack); anything else only across short ones.
-    runs: list[list[int]] = [[int(flagged[0])]]
+    # Flagged minutes form runs across short gaps; runs that both hold volume bursts then merge across
+    # long gaps (a pulse wave is one attack), other runs stay apart.
+    short: list[list[int]] = [[int(flagged[0])]]
     for index in flagged[1:].tolist():
-        gap = index - runs[-1][-1] - 1
-        bursts = bool(vol[index]) and any(vol[i] for i in runs[-1])
-        if gap <= (policy.merge_gap_minutes if bursts else policy.short_gap_minutes):
-            runs[-1].append(index)
+        if index - short[-1][-1] - 1 <= policy.short_gap_minutes:
+            short[-1].append(index)
         else:
-            runs.append([index])
+            short.append([index])
+    runs: list[list[int]] = [short[0]]
+    for run in short[1:]:
+        bursts = any(vol[i] for i in run) and any(vol[i] for i in runs[-1])
+        if bursts and run[0] - runs[-1][-1] - 1 <= policy.merge_gap_minutes:
+            runs[-1].extend(run)
+        else:
+            runs.append(run)
     windows = []
     for whole in runs:
         run = _trim_tails(tl, base, whole, policy)
@@ -177,3 +184,44 @@ def minutes_to_ranges(tl: Timeline, minutes: np.ndarray) -> list[tuple[datetime,
         else:
             ranges.append((start, start + timedelta(minutes=1)))
     return ranges
+
+
+def refine_edges(tl: Timeline, base: Baseline, w: Window, start_counts: tuple[np.ndarray, np.ndarray],
+                 end_counts: tuple[np.ndarray, np.ndarray], policy: WindowPolicy) -> tuple[float, float]:
+    """Seconds to move the window's start earlier and its end later, from per-second counts of requests and
+    5xx in the minute before the start and the minute after the end: an incident rarely starts or stops on
+    a minute boundary. A 10-second stretch counts as incident when its requests or errors clear the same
+    thresholds as a flagged minute, scaled to 10 seconds."""
+
+    def active(requests: np.ndarray, errors: np.ndarray, level: float, err_level: float) -> np.ndarray:
+        window = 10
+        if len(requests) < window:
+            return np.zeros(0, dtype=bool)
+        kernel = np.ones(window)
+        req = np.convolve(requests, kernel, mode="valid")
+        err = np.convolve(errors, kernel, mode="valid")
+        expected = level * window / 60
+        expected_err = err_level * window / 60
+        volume = req > expected + max(policy.min_excess_per_minute * window / 60,
+                                      (policy.volume_factor - 1) * expected, policy.sigma * np.sqrt(max(expected, 1)))
+        failing = (err - expected_err > max(policy.min_error_excess * window / 60, 3.0)) & \
+            (err > (base.error_share + policy.error_share_delta) * np.maximum(req, 1))
+        return np.asarray(volume | failing)
+
+    before = max(w.start_index - 1, 0)
+    after = min(w.end_index, tl.minutes - 1)
+    earlier = later = 0.0
+    hot = active(*start_counts, float(base.level[before]), float(base.errors[before]))
+    if len(hot) and w.start_index > 0:
+        # the start moves back to the first active stretch that runs on to the window's start
+        idle = np.flatnonzero(~hot)
+        first = int(idle[-1]) + 1 if len(idle) else 0
+        if first < len(hot):
+            earlier = float(len(start_counts[0]) - first)
+    hot = active(*end_counts, float(base.level[after]), float(base.errors[after]))
+    if len(hot) and w.end_index < tl.minutes:
+        idle = np.flatnonzero(~hot)
+        last = int(idle[0]) if len(idle) else len(hot)
+        if last > 0:
+            later = float(last + 9)
+    return earlier, later

@@ -8,7 +8,9 @@ checked against the reader's own line count, so ``read = parsed + rejected`` is 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +21,7 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
+import sqlglot
 
 from floodwitness.engine import Engine
 from floodwitness.errors import FloodwitnessError, FormatError, StoreError
@@ -170,10 +173,58 @@ LINES_TABLE = "fw_lines"
 
 @functools.lru_cache(maxsize=64)
 def parse_sql(fmt: LogFormat) -> str:
-    """The engine SQL that parses table ``fw_lines`` with ``fmt``: compiled once per format (ibis takes
-    the better part of a second to compile a parse, far more than a small file takes to parse)."""
+    """The engine SQL that parses table ``fw_lines`` with ``fmt``: compiled once per format.
+
+    ibis takes the better part of a second to compile a parse, far more than a small file takes to
+    parse, so the SQL is also kept on disk (see ``_sql_cache_path``) and reused by later runs.
+    """
+    path = _sql_cache_path(fmt)
+    if path is not None:
+        try:
+            return path.read_bytes().decode("utf-8")  # bytes: text mode would turn a CR literal into LF
+        except OSError:
+            pass
     lines = ibis.table(ibis.Schema.from_pyarrow(LINE_SCHEMA), name=LINES_TABLE)
-    return str(ibis.to_sql(fmt.parse(lines), dialect="duckdb"))
+    sql = str(ibis.to_sql(fmt.parse(lines), dialect="duckdb"))
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(sql.encode("utf-8"))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full cache folder only costs the compile next time
+    return sql
+
+
+def _sql_cache_path(fmt: LogFormat) -> Path | None:
+    """Where the compiled parse of ``fmt`` is cached: ``$FLOODWITNESS_CACHE_DIR`` (empty: no cache), else
+    ``$XDG_CACHE_HOME/floodwitness`` or ``~/.cache/floodwitness``. The name hashes everything the SQL
+    depends on: the format (and its fast-path layout), the parser's source and the ibis/sqlglot versions."""
+    root = os.environ.get("FLOODWITNESS_CACHE_DIR")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "floodwitness")
+    if not root:
+        return None
+    key = hashlib.sha256()
+    for part in (repr(fmt), repr(getattr(fmt, "pieces", None)), _parser_fingerprint(), ibis.__version__,
+                 str(getattr(sqlglot, "__version__", ""))):
+        key.update(part.encode("utf-8", "replace") + b"\0")
+    return Path(root) / "sql" / f"parse-{key.hexdigest()[:32]}.sql"
+
+
+@functools.cache
+def _parser_fingerprint() -> str:
+    """Hash of the source that shapes the parse SQL (so an edited parser never reuses a stale cache)."""
+    import floodwitness.formats as formats_pkg  # noqa: PLC0415 - only its location is needed
+    import floodwitness.schema as schema_mod  # noqa: PLC0415
+
+    files = [*sorted(Path(formats_pkg.__file__).parent.glob("*.py")), Path(schema_mod.__file__), Path(__file__)]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def _groups(batches: Iterator[pa.RecordBatch], group_bytes: int) -> Iterator[pa.Table]:

@@ -69,15 +69,19 @@ class LineBatcher:
         self.batch_bytes = max(batch_bytes, 1 << 16)
 
     def batches(self, blocks: Iterator[bytes]) -> Iterator[pa.RecordBatch]:
-        pending: list[bytes] = []
+        # Lines are cut where they lie in each block: a large run of whole lines becomes a batch that views
+        # the block without a copy; only the line straddling two blocks, and runs from small blocks, are
+        # copied (joined). Copying every block once more cost as much as finding its newlines.
+        pending: list[bytes] = []  # small runs of whole lines, joined into one batch
         pending_size = 0
-        carry = b""
+        carry = b""  # the start of a line that continues in the next block
         skipping = False  # inside a line longer than the cap that is not kept in memory
         skip_len = 0
         skip_head = b""
-        for incoming in blocks:
-            self.account.bytes_decompressed += len(incoming)
-            block = incoming
+        big = max(self.batch_bytes // 2, 1)
+        for block in blocks:
+            self.account.bytes_decompressed += len(block)
+            pos = 0
             if skipping:
                 idx = block.find(b"\n")
                 if idx < 0:
@@ -86,31 +90,47 @@ class LineBatcher:
                 skip_len += idx
                 skipping = False
                 yield self._long_line(skip_head, skip_len)
-                block = block[idx + 1:]
-            data = carry + block if carry else block
-            last = data.rfind(b"\n")
+                pos = idx + 1
+            last = block.rfind(b"\n", pos)
             if last < 0:
-                carry = data
+                carry += block[pos:]
             else:
-                pending.append(data[: last + 1])
-                pending_size += last + 1
-                carry = data[last + 1:]
+                if carry:
+                    first = block.find(b"\n", pos)
+                    line = carry + block[pos:first + 1]
+                    pending.append(line)
+                    pending_size += len(line)
+                    carry, pos = b"", first + 1
+                if last + 1 - pos >= big:
+                    if pending:
+                        yield self._joined(pending)
+                        pending, pending_size = [], 0
+                    yield self._batch(block, pos, last + 1)
+                elif last + 1 > pos:
+                    pending.append(block[pos:last + 1])
+                    pending_size += last + 1 - pos
+                carry = block[last + 1:]
             if pending_size >= self.batch_bytes:
-                yield self._batch(b"".join(pending))
+                yield self._joined(pending)
                 pending, pending_size = [], 0
             if len(carry) > self.max_line_bytes:
                 if pending:
-                    yield self._batch(b"".join(pending))
+                    yield self._joined(pending)
                     pending, pending_size = [], 0
                 skipping, skip_head, skip_len, carry = True, carry[:RAW_SAMPLE_CHARS], len(carry), b""
         if pending:
-            yield self._batch(b"".join(pending))
+            yield self._joined(pending)
         if skipping:
             yield self._long_line(skip_head, skip_len)
         elif carry:
             # A last line without a newline: complete in a plain file, cut short in a damaged stream.
             reason = None if self.account.complete else "truncated_input"
-            yield self._batch(carry + b"\n", force_reason=reason)
+            data = carry + b"\n"
+            yield self._batch(data, 0, len(data), force_reason=reason)
+
+    def _joined(self, pieces: list[bytes]) -> pa.RecordBatch:
+        data = b"".join(pieces)
+        return self._batch(data, 0, len(data))
 
     # -- batch construction -------------------------------------------------------------------------
 
@@ -129,7 +149,9 @@ class LineBatcher:
         if len(self.account.long_lines) < LONG_LINE_SAMPLES:
             self.account.long_lines.append((line, length))
 
-    def _batch(self, data: bytes, force_reason: str | None = None) -> pa.RecordBatch:
+    def _batch(self, buf: bytes, start: int, end: int, force_reason: str | None = None) -> pa.RecordBatch:
+        """The lines in ``buf[start:end]`` (whole lines, each ending with a newline), viewed without a copy."""
+        data: bytes | memoryview = memoryview(buf)[start:end]
         view = np.frombuffer(data, dtype=np.uint8)
         ends = np.flatnonzero(view == 10)
         count = len(ends)
@@ -141,7 +163,7 @@ class LineBatcher:
         if force_reason is not None:
             reasons = [force_reason] * count
 
-        if data.find(b"\x00") >= 0:
+        if buf.find(b"\x00", start, end) >= 0:
             # NUL bytes mean a corrupt or preallocated file. Reject those lines; keep a printable copy.
             line_of = np.searchsorted(ends, np.flatnonzero(view == 0))
             reasons = reasons or [None] * count
@@ -155,7 +177,7 @@ class LineBatcher:
         try:
             text.validate(full=True)
         except pa.ArrowInvalid:
-            text = self._repair_utf8(data, text, count)
+            text = self._repair_utf8(bytes(data), text, count)
 
         lengths = np.diff(offsets) - 1
         long_index = np.flatnonzero(lengths > self.max_line_bytes)
@@ -166,8 +188,8 @@ class LineBatcher:
             for index in long_index.tolist():
                 reasons[index] = "line_too_long"
                 self._note_long(first_line + index, int(lengths[index]))
-                start = int(offsets[index])
-                replacements.append(_lossy(data[start: start + RAW_SAMPLE_CHARS]))
+                begin = int(offsets[index])
+                replacements.append(_lossy(bytes(data[begin: begin + RAW_SAMPLE_CHARS])))
             mask = np.zeros(count, dtype=bool)
             mask[long_index] = True
             text = pc.replace_with_mask(text, pa.array(mask), pa.array(replacements, type=pa.large_string()))

@@ -2,7 +2,7 @@
 
 :func:`build_blocklist` aggregates attacking IPs into CIDRs only where the evidence is overwhelming and
 no known client, verified crawler, allowlisted or special-purpose range is touched, and measures each
-entry's collateral; :func:`write_plain` writes the list for a firewall. The verified crawler ranges are
+entry's collateral. The verified crawler ranges are
 a bundled, dated snapshot (:mod:`floodwitness.mitigation.crawlers`).
 """
 
@@ -12,7 +12,6 @@ from floodwitness.mitigation.blocklist import (
     BlocklistPolicy,
     SkippedSource,
     build_blocklist,
-    write_plain,
 )
 from floodwitness.mitigation.crawlers import (
     CrawlerRanges,
@@ -31,5 +30,4 @@ __all__ = [
     "is_verified_crawler",
     "load_crawler_ranges",
     "verified_crawler_name",
-    "write_plain",
 ]

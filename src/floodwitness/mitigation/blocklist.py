@@ -30,19 +30,15 @@ distinct IPs and queried with bisect over sorted arrays, so 100k attackers take 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import accumulate
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 import netaddr
 
-from floodwitness.errors import FloodwitnessError, UsageError
+from floodwitness.errors import UsageError
 from floodwitness.mitigation.crawlers import load_crawler_ranges
 from floodwitness.mitigation.ranges import BITS, RangeTable, network_text, parse_address, parse_network, special_ranges
 
@@ -489,30 +485,3 @@ def build_blocklist(attackers: Mapping[str, int], known_clients: Mapping[str, in
         known_clients_total=len(fams[4].known) + len(fams[6].known),
         crawler_snapshot=crawlers.snapshot,
     )
-
-
-def write_plain(blocklist: Blocklist, path: str | os.PathLike[str], *, now: datetime | None = None) -> None:
-    """Write one CIDR per line under a ``# floodwitness blocklist`` comment (count, date), atomically.
-
-    The text goes to a temporary file beside ``path`` which then replaces it, so a firewall reloading the
-    file never reads half a list.
-    """
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    target = Path(path)
-    lines = [f"# floodwitness blocklist: {len(blocklist.entries):,} entries, generated {stamp}",
-             f"# covers {blocklist.attackers_covered:,} of {blocklist.attackers_total:,} attacking sources; "
-             f"{blocklist.collateral_clients_total:,} known clients inside",
-             *blocklist.cidrs]
-    tmp: str | None = None
-    try:
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644  # mkstemp's 0600 would hide it
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise FloodwitnessError(f"cannot write the blocklist: {exc.strerror or exc}",
-                                hint="Check that the folder exists and is writable.", path=str(target)) from None

@@ -1,4 +1,5 @@
-"""Writing output files: atomically (temp file + rename), and never over an input file."""
+"""Writing output files: atomically (a temporary file beside the target, then a rename, so a firewall or
+dashboard reloading it never reads half a file), keeping the target's permissions, and never over an input."""
 
 from __future__ import annotations
 
@@ -6,27 +7,41 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from floodwitness.errors import UsageError
+from floodwitness.errors import FloodwitnessError, UsageError
 
 
-def write_atomic(path: str | Path, text: str, *, protect: frozenset[str] = frozenset()) -> None:
-    """Write ``text`` to ``path`` so that a reader never sees half a file; refuse to overwrite an input."""
+def write_atomic(path: str | os.PathLike[str], text: str, *, protect: frozenset[str] = frozenset(),
+                 what: str = "the file") -> None:
+    """Write ``text`` to ``path`` atomically; refuse to overwrite any path in ``protect`` (the inputs)."""
     target = Path(path)
     if str(target.resolve()) in {str(Path(p).resolve()) for p in protect}:
         raise UsageError(f"refusing to overwrite the input file {target}", hint="Choose another output path.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    tmp: str | None = None
     try:
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644  # mkstemp's 0600 would hide it
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise FloodwitnessError(f"cannot write {what}: {exc.strerror or exc}", path=str(target),
+                                hint="Check that the folder exists and is writable.") from None
 
 
-def blocklist_text(cidrs: list[str]) -> str:
-    """Plain CIDR lines, one per line, after a comment saying what they are."""
-    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    header = f"# floodwitness blocklist: {len(cidrs)} CIDR(s), generated {when}\n"
-    return header + "".join(f"{c}\n" for c in cidrs)
+def blocklist_text(mitigation: dict[str, Any], *, now: datetime | None = None) -> str:
+    """The report's blocklist as plain CIDR lines under a comment saying what they cover."""
+    entries = mitigation.get("blocklist", [])
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# floodwitness blocklist: {len(entries):,} entries, generated {stamp}"]
+    if "attackers_total" in mitigation:
+        lines.append(f"# covers {mitigation['attackers_covered']:,} of {mitigation['attackers_total']:,} attacking "
+                     f"sources; {mitigation['collateral_clients_total']:,} known clients inside")
+    else:
+        lines.append(f"# {mitigation.get('note', 'nothing to block')}")
+    lines.extend(str(e["cidr"]) for e in entries)
+    return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ from floodwitness.analysis.windows import (
     baseline_minutes,
     find_windows,
     minutes_to_ranges,
+    refine_edges,
     window_times,
 )
 from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
@@ -92,9 +93,19 @@ def _baseline_ranges(tl: Timeline, base: Baseline, windows: list[Window],
     return minutes_to_ranges(tl, baseline_minutes(tl, base, windows))
 
 
+def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
+             options: AnalyzeOptions) -> tuple[datetime, datetime]:
+    start, end = window_times(tl, w)
+    minute = timedelta(minutes=1)
+    around_start = per_second(data, start - minute, start, errors=True)
+    around_end = per_second(data, end, end + minute, errors=True)
+    earlier, later = refine_edges(tl, base, w, around_start, around_end, options.policy)
+    return start - timedelta(seconds=earlier), end + timedelta(seconds=later)
+
+
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
               baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions) -> IncidentResult:
-    times = window_times(tl, w)
+    times = _refined(data, tl, base, w, options)
     expected = float(base.level[w.start_index:w.end_index].sum())
     comp = compose(data, times, baseline_ranges, expected)
     phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
@@ -103,7 +114,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
-    second0, counts = per_second(data, times[0], times[1])
+    second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
