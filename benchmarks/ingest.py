@@ -169,24 +169,24 @@ class Run:
 
 def measure(step: str, cmd: list[str], lines: int, mb: float, timeout: float | None = None) -> Run:
     """Run ``cmd`` as a child, timing it and reading the child's own peak RSS (``wait4``), not a sum."""
-    err_file = tempfile.TemporaryFile()  # not a pipe: a chatty child would block once a pipe buffer fills
-    started = time.perf_counter()
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file)
-    deadline = None if timeout is None else started + timeout
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        if deadline is not None and time.perf_counter() > deadline:
-            child.kill()
-            pid, status, usage = os.wait4(child.pid, 0)
-            break
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    err_file.seek(0)
-    err = err_file.read().decode(errors="replace")
-    err_file.close()
+    # stderr to a file, not a pipe: a chatty child would block for good once the pipe buffer filled
+    with tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file)
+        deadline = None if timeout is None else started + timeout
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                child.kill()
+                pid, status, usage = os.wait4(child.pid, 0)
+                break
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace")
     if child.returncode:
         print(f"  {step}: exit {child.returncode}: {err.strip()[-400:]}", file=sys.stderr)
     return Run(step, lines, mb, seconds, usage.ru_maxrss / 1024, child.returncode)
@@ -230,8 +230,8 @@ def bench_file(lines: int, repeat: int, goaccess: bool, goaccess_timeout: float)
     if goaccess and exe:
         version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
         report = OUT / "goaccess.json"
-        run = measure("goaccess", [exe, str(path), "--log-format=COMBINED", "--no-progress", "-o", str(report)], lines, mb,
-                      timeout=goaccess_timeout)
+        cmd = [exe, str(path), "--log-format=COMBINED", "--no-progress", "-o", str(report)]
+        run = measure("goaccess", cmd, lines, mb, timeout=goaccess_timeout)
         killed = run.returncode != 0
         result["goaccess"] = {**run.to_dict(), "version": version, "timed_out_or_failed": killed,
                               "ratio": round(run.seconds / best.seconds, 1)}

@@ -121,6 +121,27 @@ def test_fast_path_and_regex_path_agree(tmp_path: Path, monkeypatch: pytest.Monk
     assert fast == slow
 
 
+def test_carriage_returns_read_the_same_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path splits the line as read and strips only its last piece: CRLF endings, a CR inside a
+    field and a CR-only line must come out exactly as the regex path (which reads the stripped line) has them."""
+    good = '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /x?y=1 HTTP/1.1" 200 5 "-" "Mozilla"'
+    lines = [good, good + "\r", good.replace("Mozilla", "Moz\rilla"), "\r", good + " 0.1 0.2\r",
+             good.replace("200 5", "200\r 5"), "\r#" + good]
+    path = tmp_path / "cr.log"
+    path.write_bytes("".join(line + "\n" for line in lines).encode())
+    _, fast = run_ingest([str(path)], tmp_path / "a", format="combined_timing")
+    monkeypatch.setattr(TemplateFormat, "pieces", property(lambda self: None))
+    parse_sql.cache_clear()
+    try:
+        _, slow = run_ingest([str(path)], tmp_path / "b", format="combined_timing")
+    finally:
+        parse_sql.cache_clear()
+    assert fast.to_pylist() == slow.to_pylist()
+    rows = fast.to_pylist()
+    assert rows[2]["user_agent"] == "Mozilla" and rows[3]["reject_reason"] == "empty_line"
+    assert rows[6]["reject_reason"] == "comment"
+
+
 def test_mixed_file_reads_sibling_layouts(tmp_path: Path) -> None:
     lines = [
         '164.68.112.178 - - [08/Jun/2020:07:01:28 +0000] "GET / HTTP/1.0" 500 799 "-" "masscan/1.0"',

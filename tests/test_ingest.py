@@ -20,6 +20,7 @@ from floodwitness.errors import FormatError, StoreError
 from floodwitness.ingest import ingest, open_store
 from floodwitness.ingest.store import MANIFEST, REQUESTS
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
+from floodwitness.schema import REQUEST_COLUMNS
 
 from .conftest import parsed_rows, run_ingest
 
@@ -316,11 +317,6 @@ def test_folder_with_no_log_at_all_is_an_error(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="rejected rows that parsed nothing (empty_line, format_mismatch, nul_byte, "
-                                       "line_too_long) are stored with client_ip '' and ip_family 0 -- the "
-                                       "documented value for 'a host name' -- instead of NULL like ts and the "
-                                       "other request columns, so an analysis that forgets to filter "
-                                       "reject_reason counts them as a host-name client")
 def test_rejected_rows_carry_no_client(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     path.write_bytes(good(1) + b"\n\n" + b"\x00" * 8 + b"\nnot a log line at all\n" + good(5) + b"\n")
@@ -329,3 +325,30 @@ def test_rejected_rows_carry_no_client(tmp_path: Path) -> None:
     assert [r["reject_reason"] for r in rejected] == ["empty_line", "nul_byte", "format_mismatch"]
     assert len(parsed_rows(table)) == 2
     assert [(r["client_ip"], r["ip_family"]) for r in rejected] == [(None, None)] * 3
+    assert all(r[c] is None for r in rejected for c in REQUEST_COLUMNS)
+
+
+def test_half_parsed_rejects_keep_only_their_raw_line(tmp_path: Path) -> None:
+    """A line with a bad status or time parses most fields; as a rejection it must carry none of them."""
+    path = tmp_path / "access.log"
+    line = b'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /x HTTP/1.1" 2x0 5 "-" "ua"'
+    path.write_bytes(good(1) + b"\n" + line + b"\n")
+    _, table = run_ingest([str(path)], tmp_path / "store", format="combined")
+    bad = table.to_pylist()[1]
+    assert bad["reject_reason"] == "bad_status"
+    assert all(bad[c] is None for c in REQUEST_COLUMNS)
+    assert bad["raw"] == line.decode()
+
+
+def test_failed_overwrite_keeps_the_previous_store(tmp_path: Path) -> None:
+    """--overwrite swaps the new store in only when it is complete: a failing run leaves the old one intact."""
+    log = tmp_path / "access.log"
+    log.write_bytes(good(1) + b"\n")
+    out = tmp_path / "store"
+    before = ingest([str(log)], out)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is not an access log\n")
+    with pytest.raises(FormatError):
+        ingest([str(notes)], out, overwrite=True)
+    assert open_store(out).manifest.inputs[0].sha256 == before.inputs[0].sha256
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["access.log", "notes.txt", "store"]

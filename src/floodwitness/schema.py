@@ -42,7 +42,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("xff", pa.string(), "X-Forwarded-For header as logged; never trusted for client_ip here."),
     Column("file_id", pa.int32(), "Index of the input file in the store manifest's `inputs`."),
     Column("line", pa.int64(), "1-based line number in the (decompressed) input file."),
-    Column("reject_reason", pa.string(), "Null for parsed lines; why the line was rejected otherwise."),
+    Column("reject_reason", pa.string(),
+           "Null for parsed lines; why the line was rejected otherwise (then every request column is null)."),
     Column("raw", pa.string(), "The raw line (truncated) for rejected lines; null for parsed lines."),
 )
 

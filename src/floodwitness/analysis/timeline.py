@@ -24,7 +24,7 @@ class Timeline:
 
     start: datetime
     requests: np.ndarray
-    clients: np.ndarray  # distinct client IPs in the minute
+    clients: np.ndarray  # distinct client IPs in the minute (approximate: HyperLogLog)
     status_4xx: np.ndarray
     status_5xx: np.ndarray
     shed_503: np.ndarray  # 503 answered by the front server itself (no upstream time): load shedding
@@ -65,15 +65,15 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
     shed = (t.status == 503) & t.upstream_time.isnull() & t.upstream_addr.isnull()
     aggs: dict[str, Any] = {
         "requests": t.count(),
-        "clients": t.client_ip.nunique(),
+        "clients": t.client_ip.approx_nunique(),  # HyperLogLog: ~2% error, a fraction of the cost
         "status_4xx": ((t.status >= 400) & (t.status < 500)).sum(),
         "status_5xx": (t.status >= 500).sum(),
         "shed_503": shed.sum(),
         "bytes": t.bytes.sum(),
     }
     if has_rt:
-        aggs["p50_time"] = t.request_time.quantile(0.5)
-        aggs["p95_time"] = t.request_time.quantile(0.95)
+        aggs["p50_time"] = t.request_time.approx_quantile(0.5)
+        aggs["p95_time"] = t.request_time.approx_quantile(0.95)
     grouped = t.group_by(minute).aggregate(**aggs).order_by("minute")
     table = data.engine.ibis.to_pyarrow(grouped)
     if table.num_rows == 0:

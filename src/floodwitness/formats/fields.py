@@ -11,7 +11,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from floodwitness.schema import ARROW_SCHEMA, RAW_SAMPLE_CHARS
+from floodwitness.schema import ARROW_SCHEMA, RAW_SAMPLE_CHARS, REQUEST_COLUMNS
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -202,10 +202,14 @@ def finish(t: ir.Table, mismatch: str, provides: frozenset[str], *, fast: str | 
     columns: dict[str, ir.Value] = {}
     for field in ARROW_SCHEMA:
         kind = _ibis_type(field.type)
-        if field.name in t.columns:
-            columns[field.name] = t[field.name].cast(kind)
-        else:
+        if field.name not in t.columns:
             columns[field.name] = ibis.null(kind)
+        elif field.name in REQUEST_COLUMNS:
+            # A rejected line is not a request: none of its half-parsed fields may be counted as one
+            # (its text is kept in ``raw``).
+            columns[field.name] = ibis.ifelse(t.reject_reason.isnull(), t[field.name].cast(kind), ibis.null(kind))
+        else:
+            columns[field.name] = t[field.name].cast(kind)
     return t.select(**columns)
 
 

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,15 +78,19 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     root = Path(out)
     inputs = discover(specs)
     fixed = None if options.format == "auto" else get_format(options.format)
-    _prepare_out(root, overwrite)
+    _check_out(root, overwrite)
+    # Built beside the target and swapped in at the end: a failed run (or an interrupted one) leaves any
+    # previous store untouched and no half-written one behind.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     own_engine = engine is None
     engine = engine or Engine()
     manifest = new_manifest(options.to_dict(), datetime.now(UTC).isoformat(timespec="seconds"))
     try:
-        (root / REQUESTS).mkdir(parents=True)
+        (work / REQUESTS).mkdir(parents=True)
         for source in inputs:
             try:
-                record = _ingest_one(engine, source, len(manifest.inputs), root, fixed, options, progress)
+                record = _ingest_one(engine, source, len(manifest.inputs), work, fixed, options, progress)
             except _NotALogError as skip:
                 manifest.skipped.append(skip.record)
                 continue
@@ -95,9 +100,10 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
             raise FormatError(f"none of the {len(manifest.skipped)} file(s) found is an access log in a known "
                               f"format (first: {first['path']}: {first['reason']})",
                               hint="Name the log files directly, or give --format (see `floodwitness formats`).")
-        write_manifest(root, manifest)
+        write_manifest(work, manifest)
+        _swap_in(work, root)
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)  # never leave a half-written store behind
+        shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
         if own_engine:
@@ -105,17 +111,26 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     return manifest
 
 
-def _prepare_out(root: Path, overwrite: bool) -> None:
+def _check_out(root: Path, overwrite: bool) -> None:
+    """Refuse an --out that is a file, or a non-empty folder that is not a store we may replace."""
     if root.exists():
         if not root.is_dir():
             raise StoreError("output exists and is not a directory", path=str(root),
                              hint="Choose a new folder for --out.")
-        if any(root.iterdir()):
-            if not (overwrite and (root / MANIFEST).is_file()):
-                raise StoreError("output folder is not empty", path=str(root),
-                                 hint="Choose a new folder, or pass --overwrite to replace an existing store.")
-            shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+        if any(root.iterdir()) and not (overwrite and (root / MANIFEST).is_file()):
+            raise StoreError("output folder is not empty", path=str(root),
+                             hint="Choose a new folder, or pass --overwrite to replace an existing store.")
+
+
+def _swap_in(work: Path, root: Path) -> None:
+    """Put the finished store ``work`` at ``root``, replacing an empty folder or an old store."""
+    old = None
+    if root.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+        os.replace(root, old / "store")
+    os.replace(work, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sample(batch: pa.RecordBatch | None) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from floodwitness import __version__
-from floodwitness.analysis.composition import Composition, compose, in_ranges, network
+from floodwitness.analysis.composition import Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.timeline import Timeline, build_timeline, per_second
 from floodwitness.analysis.windows import (
@@ -63,6 +63,7 @@ class AnalyzeOptions:
 
 @dataclass
 class IncidentResult:
+    index: int  # detection order: findings of this incident have ids "I{index + 1}-..."
     window: Window
     times: tuple[datetime, datetime]
     composition: Composition
@@ -119,7 +120,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
     peak_minute = w.start_index + int(np.argmax(series[w.start_index:w.end_index]))
-    return IncidentResult(w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
+    return IncidentResult(index, w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0)
@@ -202,7 +203,7 @@ def _verdict(main: IncidentResult | None, tl: Timeline) -> dict[str, Any]:
 
 def _incident_dict(r: IncidentResult) -> dict[str, Any]:
     c = r.composition
-    return {"id": f"I{r.findings[0].id.split('-')[0][1:] if r.findings else '?'}",
+    return {"id": f"I{r.index + 1}",
             "kind": r.verdict.kind, "confidence": r.verdict.confidence,
             "start": _iso(r.times[0]), "end": _iso(r.times[1]), "peak": _iso(r.peak),
             "peak_second": _iso(r.peak_second), "peak_rps": r.peak_rps, "baseline_rps": round(r.baseline_rps, 2),
@@ -227,7 +228,7 @@ def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[dat
             "status_5xx": [int(x) for x in tl.status_5xx], "bytes": [int(x) for x in tl.bytes],
             "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
             "baseline_requests": [round(float(x), 1) for x in base.level],
-            "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges[:200]]}
+            "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges]}
 
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
@@ -239,10 +240,10 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
             "user_agent": row["user_agent"], "distinct_paths": row["distinct_paths"]}
            for row in t.slice(0, 20).to_pylist()]
     w = in_ranges(data.requests, [r.times])
-    nets = w.group_by(net=network(w.client_ip, w.ip_family)).aggregate(requests=w.count(),
-                                                                       clients=w.client_ip.nunique())
-    nets = data.engine.ibis.to_pyarrow(nets.order_by(ibis.desc("requests")).limit(15)).to_pylist()
-    known_nets = set(c.clients_table.filter(c.clients_table.column("known_net")).column("net").to_pylist())
+    # networks from the per-client table (one row per client, already in memory): no new scan
+    by_net = c.clients_table.group_by(["net", "known_net"]).aggregate([("requests", "sum"), ("client_ip", "count")])
+    nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
+                    "known": row["known_net"]} for row in by_net.to_pylist()), key=lambda n: -int(n["requests"]))[:15]
     uas = data.engine.ibis.to_pyarrow(w.group_by("user_agent").aggregate(
         requests=w.count(), clients=w.client_ip.nunique()).order_by(ibis.desc("requests")).limit(10)).to_pylist()
     return {
@@ -252,7 +253,7 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
                          "new_excess_share": round(c.new_excess_share, 3),
                          "new_network_excess_share": round(c.new_network_excess_share, 3),
                          "known_excess_share": round(c.known_excess_share, 3)},
-        "networks": [{**n, "known": n["net"] in known_nets} for n in nets],
+        "networks": nets,
         "user_agents": uas,
         "concentration": {"top10_excess_share": round(c.top10_excess_share, 3),
                           "sources_for_80pct_of_excess": c.sources_for_80pct},
