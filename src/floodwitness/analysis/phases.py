@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import Composition, in_ranges
+from floodwitness.analysis.windows import error_anomaly
 
 if TYPE_CHECKING:
     from floodwitness.analysis.dataset import Dataset
@@ -62,13 +63,10 @@ def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Compositio
     errors = tl.status_5xx[lo:hi]
     level = base.level[lo:hi]
     expected_errors = base.errors[lo:hi]
-    share = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
-    error_anomaly = (errors - expected_errors > np.maximum(policy.min_error_excess,
-                                                             policy.sigma * np.sqrt(np.maximum(expected_errors, 1))))
-    error_anomaly &= share - base.error_share > policy.error_share_delta
+    anomalous = error_anomaly(requests, errors, expected_errors, base.error_share, policy)
     suspect_share = np.where(requests > 0, suspect_per_minute / np.maximum(requests, 1), 0.0)
     attack = (suspect_per_minute > np.maximum(policy.min_excess_per_minute, 0.5 * level)) & (suspect_share > 0.2)
-    failure = error_anomaly & (suspect_share < 0.05)
+    failure = anomalous & (suspect_share < 0.05)
     attack_idx = [lo + i for i in np.flatnonzero(attack).tolist()]
     failure_idx = [lo + i for i in np.flatnonzero(failure).tolist()]
     lead = sum(1 for i in failure_idx if attack_idx and i < attack_idx[0])

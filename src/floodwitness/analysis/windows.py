@@ -66,12 +66,20 @@ def _rolling_median(values: np.ndarray, usable: np.ndarray, half: int) -> np.nda
     n = len(values)
     out = np.empty(n)
     fallback = float(np.median(values[usable])) if usable.any() else float(np.median(values)) if n else 0.0
-    # cumulative counts of usable minutes let each window test "enough usable points" in O(1)
     for i in range(n):
         lo, hi = max(0, i - half), min(n, i + half + 1)
         sample = values[lo:hi][usable[lo:hi]]
         out[i] = float(np.median(sample)) if len(sample) >= 10 else fallback
     return out
+
+
+def error_anomaly(requests: np.ndarray, errors: np.ndarray, expected_errors: np.ndarray, usual_share: float,
+                  policy: WindowPolicy) -> np.ndarray:
+    """Minutes whose server errors jump in count (beyond noise) and in share of requests."""
+    share = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
+    excess = errors - expected_errors
+    noise = np.maximum(policy.min_error_excess, policy.sigma * np.sqrt(np.maximum(expected_errors, 1.0)))
+    return np.asarray((excess > noise) & (share - usual_share > policy.error_share_delta))
 
 
 def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
@@ -90,9 +98,7 @@ def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
             np.full(n, policy.min_excess_per_minute),
             (policy.volume_factor - 1.0) * level,
             policy.sigma * np.sqrt(np.maximum(level, 1.0))])
-        minute_share = np.where(r > 0, e / np.maximum(r, 1), 0.0)
-        error = (e - errors > np.maximum(policy.min_error_excess, policy.sigma * np.sqrt(np.maximum(errors, 1.0)))) \
-            & (minute_share - share > policy.error_share_delta)
+        error = error_anomaly(r, e, errors, share, policy)
         slow = np.zeros(n, dtype=bool)
         if tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
             p95 = float(np.nanmedian(tl.p95_time[usable]))
