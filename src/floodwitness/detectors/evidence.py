@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from floodwitness.analysis.composition import ASSET_PATTERN, in_ranges
@@ -52,17 +53,25 @@ def render_line(row: dict[str, Any]) -> str:
 
 def samples(ctx: Context, predicate: Any, query: str, n: int = 3,
             window: tuple[datetime, datetime] | None = None) -> tuple[Evidence, ...]:
-    """Up to ``n`` sample lines of the window matching ``predicate(table)``, each citing file and line."""
-    t = in_ranges(ctx.data.requests, [window or ctx.window])
-    if predicate is not None:
-        t = t.filter(predicate(t))
-    rows = ctx.data.engine.ibis.to_pyarrow(
-        t.select("file_id", "line", "ts", "client_ip", "method", "path", "query", "protocol", "status", "bytes",
-                 "referer", "user_agent").order_by(["file_id", "line"]).limit(n)).to_pylist()
+    """Up to ``n`` sample lines of the window matching ``predicate(table)``, each citing file and line: the
+    first matching lines of the window's first minutes (the whole window only when those have none), so a
+    sample costs a look at a few minutes of requests, not a sort of the incident."""
+    start, end = window or ctx.window
+    rows: list[dict[str, Any]] = []
+    for span in ((start, min(end, start + _FIRST_LOOK)), (start, end)):
+        t = in_ranges(ctx.data.requests, [span])
+        if predicate is not None:
+            t = t.filter(predicate(t))
+        rows = ctx.data.engine.ibis.to_pyarrow(
+            t.select("file_id", "line", "ts", "client_ip", "method", "path", "query", "protocol", "status",
+                     "bytes", "referer", "user_agent").order_by(["file_id", "line"]).limit(n)).to_pylist()
+        if rows or span[1] == end:
+            break
     if not rows:
         return (Evidence(query=query),)
     return tuple(Evidence(query=query, file=ctx.data.path_of(r["file_id"]), line=r["line"], sample=render_line(r))
                  for r in rows)
 
 
+_FIRST_LOOK = timedelta(minutes=2)
 ASSET_SQL = f"regexp_matches(lower(path), '{ASSET_PATTERN}')"
