@@ -38,10 +38,6 @@ def baseline_sql(ctx: Context) -> str:
     return " OR ".join(parts) if parts else "FALSE"
 
 
-def sql_list(values: list[str]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
 def render_line(row: dict[str, Any]) -> str:
     """A parsed row shown like a combined log line (what the evidence points at, field by field)."""
     url = (row.get("path") or "") + (f"?{row['query']}" if row.get("query") is not None else "")

@@ -13,7 +13,7 @@ import ibis
 from floodwitness.analysis.composition import in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
 from floodwitness.detectors.base import Context, Finding, detector
-from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, sql_list, window_sql
+from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 
 
 def _fid(ctx: Context, name: str) -> str:
@@ -264,5 +264,3 @@ def legitimate_impact(ctx: Context) -> list[Finding]:
          "share": round(share, 3)}, confidence=0.95,
         evidence=samples(ctx, lambda t: t.status >= 500, query, n=2))]
 
-
-__all__ = ["rules", "sql_list"]
