@@ -26,7 +26,7 @@ from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.render.files import blocklist_text, write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
 from floodwitness.render.safe import terminal_safe
-from floodwitness.schema import COLUMNS
+from floodwitness.schema import column_doc_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -125,7 +125,7 @@ def formats_command(as_json: bool) -> None:
              "fields": sorted(fmt.provides)} for name, fmt in sorted(FORMATS.items())]
     if as_json:
         click.echo(json.dumps({"formats": rows, "schema": [
-            {"name": c.name, "type": str(c.type), "doc": c.doc} for c in COLUMNS]}, indent=1))
+            {"name": name, "type": kind, "doc": doc} for name, kind, doc in column_doc_table()]}, indent=1))
         return
     console = _stdout()
     for row in rows:

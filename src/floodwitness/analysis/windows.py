@@ -73,6 +73,15 @@ def _rolling_median(values: np.ndarray, usable: np.ndarray, half: int) -> np.nda
     return out
 
 
+def volume_limit(expected: np.ndarray, policy: WindowPolicy, seconds: float = 60.0) -> np.ndarray:
+    """How far above ``expected`` requests (per ``seconds``) traffic must be to count as a surge: all of
+    the policy's absolute, relative and Poisson-noise margins, the absolute one scaled to ``seconds``."""
+    return np.asarray(np.maximum.reduce([
+        np.full(len(expected), policy.min_excess_per_minute * seconds / 60),
+        (policy.volume_factor - 1.0) * expected,
+        policy.sigma * np.sqrt(np.maximum(expected, 1.0))]))
+
+
 def error_anomaly(requests: np.ndarray, errors: np.ndarray, expected_errors: np.ndarray, usual_share: float,
                   policy: WindowPolicy) -> np.ndarray:
     """Minutes whose server errors jump in count (beyond noise) and in share of requests."""
@@ -94,10 +103,7 @@ def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
         errors = _rolling_median(e, usable, policy.baseline_half_width)
         total = r[usable].sum()
         share = float(e[usable].sum() / total) if total else 0.0
-        volume = r > level + np.maximum.reduce([
-            np.full(n, policy.min_excess_per_minute),
-            (policy.volume_factor - 1.0) * level,
-            policy.sigma * np.sqrt(np.maximum(level, 1.0))])
+        volume = r > level + volume_limit(level, policy)
         error = error_anomaly(r, e, errors, share, policy)
         slow = np.zeros(n, dtype=bool)
         if tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
@@ -208,8 +214,7 @@ def refine_edges(tl: Timeline, base: Baseline, w: Window, start_counts: tuple[np
         err = np.convolve(errors, kernel, mode="valid")
         expected = level * window / 60
         expected_err = err_level * window / 60
-        volume = req > expected + max(policy.min_excess_per_minute * window / 60,
-                                      (policy.volume_factor - 1) * expected, policy.sigma * np.sqrt(max(expected, 1)))
+        volume = req > expected + volume_limit(np.array([expected]), policy, seconds=window)
         failing = (err - expected_err > max(policy.min_error_excess * window / 60, 3.0)) & \
             (err > (base.error_share + policy.error_share_delta) * np.maximum(req, 1))
         return np.asarray(volume | failing)

@@ -156,11 +156,6 @@ def stripped(text: ir.StringValue) -> ir.StringValue:
     return text.replace("\n", "").replace("\r", "")
 
 
-def strip_line_end(piece: ir.StringValue) -> ir.StringValue:
-    """The last piece of a split line without the line ending (as ``stripped`` does to the whole line)."""
-    return piece.replace("\n", "").replace("\r", "")
-
-
 def count_cr(s: ir.StringValue) -> ir.IntegerValue:
     return s.length() - s.replace("\r", "").length()
 

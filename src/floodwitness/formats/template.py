@@ -276,7 +276,7 @@ class TemplateFormat(LogFormat):
             t = lines.mutate(_p=lines.text.split('"'))
 
             def segment(seg: int) -> ir.StringValue:
-                return f.strip_line_end(t._p[seg]) if seg == last else t._p[seg]
+                return f.stripped(t._p[seg]) if seg == last else t._p[seg]
 
             t = t.mutate(**{f"_s{seg}": segment(seg).split(" ") for seg in self._token_counts})
             fast = t._p.length() == last + 1
