@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import itertools
 import os
 import shutil
@@ -40,6 +41,7 @@ from floodwitness.ingest.store import (
 )
 from floodwitness.inputs import FileAccount, InputFile, discover, iter_line_batches
 from floodwitness.inputs.lines import DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES, LINE_SCHEMA
+from floodwitness.schema import ARROW_SCHEMA
 
 SAMPLES_PER_REASON = 5
 
@@ -200,7 +202,7 @@ def parse_sql(fmt: LogFormat) -> str:
         except OSError:
             pass
     lines = ibis.table(ibis.Schema.from_pyarrow(LINE_SCHEMA), name=LINES_TABLE)
-    sql = str(ibis.to_sql(fmt.parse(lines), dialect="duckdb"))
+    sql = compile_sql(fmt.parse(lines), "duckdb")
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +212,24 @@ def parse_sql(fmt: LogFormat) -> str:
         except OSError:
             pass  # a read-only or full cache folder only costs the compile next time
     return sql
+
+
+def compile_sql(expr: Any, dialect: str) -> str:
+    """SQL for ``expr`` where every string-to-time parse is a *try*-parse (a malformed time gives null).
+
+    ibis compiles ``as_timestamp`` to the engine's strict parser (DuckDB ``STRPTIME``), which fails the
+    whole query on one bad line; the same node marked ``safe`` is ``TRY_STRPTIME`` on DuckDB and
+    ``TRY_TO_TIMESTAMP`` on Spark.
+    """
+    compiler = importlib.import_module(f"ibis.backends.sql.compilers.{dialect}").compiler
+    tree = compiler.to_sqlglot(expr.unbind())
+
+    def safe(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
+        if isinstance(node, sqlglot.exp.StrToTime):
+            node.set("safe", True)
+        return node
+
+    return str(tree.transform(safe).sql(dialect=compiler.dialect, pretty=True))
 
 
 def _sql_cache_path(fmt: LogFormat) -> Path | None:
@@ -275,19 +295,21 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
     table_name = LINES_TABLE
     parts: list[str] = []
     sql = parse_sql(fmt)
-    for index, group in enumerate(_prefetched(_groups(batches, options.group_bytes))):
-        engine.register_table(table_name, group)
-        try:
-            part = f"part-{file_id:05d}-{index:05d}.parquet"
-            engine.copy_sql_to_parquet(sql, str(root / REQUESTS / part))
-            parts.append(part)
-        except FloodwitnessError:
-            raise
-        except Exception as exc:  # an engine failure is a bug: report it naming the file, not a traceback
-            raise InternalError(f"parsing failed: {exc}", path=source.path,
-                                hint="This is a bug in floodwitness; please report it with the file.") from exc
-        finally:
-            engine.unregister(table_name)
+    try:
+        with engine.parquet_sink() as sink:
+            for index, group in enumerate(_prefetched(_groups(batches, options.group_bytes))):
+                engine.register_table(table_name, group)
+                try:
+                    part = f"part-{file_id:05d}-{index:05d}.parquet"
+                    sink.write(sql, str(root / REQUESTS / part), ARROW_SCHEMA)
+                    parts.append(part)
+                finally:
+                    engine.unregister(table_name)
+    except FloodwitnessError:
+        raise
+    except Exception as exc:  # an engine failure is a bug: report it naming the file, not a traceback
+        raise InternalError(f"parsing failed: {exc}", path=source.path,
+                            hint="This is a bug in floodwitness; please report it with the file.") from exc
     return parts
 
 

@@ -288,6 +288,18 @@ class _Logged:
     status: npt.NDArray[np.int16]
 
 
+#: A crowd has no sharp end: it is over once its own requests per minute stay below this share of its
+#: busiest minute (the news link has scrolled off; stragglers keep browsing for a while).
+CROWD_END_SHARE = 0.25
+
+
+def _crowd_end(crowd_minutes: npt.NDArray[np.int64], n_min: int, start: float) -> float:
+    """End (seconds) of the last minute in which the crowd's own requests were >= CROWD_END_SHARE of its peak."""
+    per_min = np.bincount(crowd_minutes, minlength=n_min)
+    busy = np.flatnonzero(per_min >= CROWD_END_SHARE * per_min.max())
+    return max(float((busy[-1] + 1) * 60), start + 60.0)
+
+
 def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Truth:
     def at(sec: float) -> datetime:
         return w.start_utc + timedelta(seconds=int(np.floor(sec)))
@@ -309,6 +321,8 @@ def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Tr
         start, end = win.start, win.end
         if "attack" in cause:
             end = max(end, last_line(win))
+        elif cause == "surge":
+            end = _crowd_end(minute[role == ev.SURGE], n_min, start)
         phases = [(what, inc.Window(p.start, last_line(p)) if what in ("attack", "burst") else p)
                   for what, p in planned]
         per_min = lines_per_min if peak_by == "lines" else errors_per_min
