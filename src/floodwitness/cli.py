@@ -182,9 +182,22 @@ def _parse_range(value: str | None) -> tuple[datetime, datetime] | None:
     return first, last
 
 
+def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out: str | None,
+                     protect: frozenset[str] = frozenset()) -> None:
+    """The HTML and Markdown reports (`--html`, `--markdown`)."""
+    if html_out:
+        from floodwitness.render.html import render_html  # noqa: PLC0415 - loads the chart library
+
+        write_atomic(html_out, render_html(report), protect=protect, what="the HTML report")
+    if markdown_out:
+        from floodwitness.render.markdown import render_markdown  # noqa: PLC0415
+
+        write_atomic(markdown_out, render_markdown(report), protect=protect, what="the Markdown report")
+
+
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
-                  quiet: bool) -> dict[str, Any]:
+                  quiet: bool, html_out: str | None = None, markdown_out: str | None = None) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
@@ -204,6 +217,7 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
         _write_json(json_out, report, protect=inputs)
     if blocklist_out:
         write_atomic(blocklist_out, blocklist_text(report["mitigation"]), protect=inputs, what="the blocklist")
+    _write_documents(report, html_out, markdown_out, protect=inputs)
     if not quiet and json_out != "-":
         print_report(_stdout(), report)
     return report
@@ -213,6 +227,9 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
 @click.argument("logs", nargs=-1, required=True)
 @click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
 @click.option("--blocklist", "blocklist_out", metavar="FILE", help="Write the blocklist as plain CIDR lines.")
+@click.option("--html", "html_out", metavar="FILE",
+              help="Write the report as one self-contained HTML file (charts, evidence; opens offline).")
+@click.option("--markdown", "markdown_out", metavar="FILE", help="Write the report as Markdown (for a ticket).")
 @click.option("--since", metavar="TIME", help="Analyse only requests at or after TIME (ISO 8601; UTC if no offset).")
 @click.option("--until", metavar="TIME", help="Analyse only requests before TIME.")
 @click.option("--baseline", metavar="T1..T2", help="Use this range as normal traffic instead of choosing it.")
@@ -220,12 +237,44 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
 @click.option("--store", "keep_store", metavar="DIR",
               help="Keep the parsed logs as a store in DIR (the evidence queries then run on it later).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
-def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, since: str | None,
-                    until: str | None, baseline: str | None, fmt: str, keep_store: str | None, quiet: bool) -> None:
+def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
+                    markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
+                    keep_store: str | None, quiet: bool) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
-                  baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet)
+                  baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
+                  markdown_out=markdown_out)
+
+
+@main.command("report")
+@click.argument("report_json", metavar="REPORT.json", type=click.Path(dir_okay=False))
+@click.option("--html", "html_out", metavar="FILE", help="Write the self-contained HTML report.")
+@click.option("--markdown", "markdown_out", metavar="FILE", help="Write the Markdown report (- for stdout).")
+def report_command(report_json: str, html_out: str | None, markdown_out: str | None) -> None:
+    """Render a saved JSON report (from `analyze --json`) as HTML or Markdown, without the logs."""
+    from floodwitness.render.report_view import check_report  # noqa: PLC0415
+
+    if not html_out and not markdown_out:
+        raise UsageError("nothing to write", hint="Give --html FILE and/or --markdown FILE.")
+    try:
+        report = check_report(json.loads(Path(report_json).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise UsageError(f"cannot read {report_json}: {exc.strerror or exc}",
+                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{report_json} is not JSON: {exc}",
+                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.") from None
+    try:
+        if markdown_out == "-":
+            from floodwitness.render.markdown import render_markdown  # noqa: PLC0415
+
+            click.echo(render_markdown(report), nl=False)
+            markdown_out = None
+        _write_documents(report, html_out, markdown_out, protect=frozenset({report_json}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{report_json}: a field is missing or malformed ({type(exc).__name__}: {exc})",
+                         hint="Write it again with `floodwitness analyze LOGS --json FILE`.") from None
 
 
 @main.command("demo")
@@ -233,7 +282,8 @@ def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: 
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
               help="Random seed of the simulation (same seed, same log).")
 @click.option("--json", "json_out", metavar="FILE", help="Also write the JSON report.")
-def demo_command(kind: str, seed: int, json_out: str | None) -> None:
+@click.option("--html", "html_out", metavar="FILE", help="Also write the HTML report.")
+def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | None) -> None:
     """Simulate a labelled incident (a Mirai-style HTTP flood by default) in a temporary folder, analyse it,
     and compare the verdict with the truth. Works offline."""
     import tempfile  # noqa: PLC0415
@@ -244,7 +294,8 @@ def demo_command(kind: str, seed: int, json_out: str | None) -> None:
         truth = simulate(kind, Path(tmp), seed=seed, hours=2.0)
         click.echo(f"Simulated {kind} (seed {seed}): {truth.lines:,} lines in {Path(tmp) / 'access.log'}\n")
         report = _run_analysis([str(Path(tmp) / "access.log")], json_out=json_out, blocklist_out=None, since=None,
-                               until=None, baseline=None, fmt="auto", keep_store=None, quiet=False)
+                               until=None, baseline=None, fmt="auto", keep_store=None, quiet=False,
+                               html_out=html_out)
         expected = truth.expected_verdict
         got = report["verdict"]["kind"]
         click.echo(f"\nTruth: {expected}; floodwitness said: {got} ({'right' if got == expected else 'WRONG'}).")

@@ -90,6 +90,17 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
                     counts["shed_503"], counts["bytes"], times["p50_time"], times["p95_time"], has_rt)
 
 
+def first_seen_per_minute(data: Dataset, tl: Timeline, since: datetime | None = None,
+                          until: datetime | None = None) -> np.ndarray:
+    """Clients seen for the first time (in the analysed range) in each minute of ``tl``: one group-by over
+    the clients, so the arrival of a botnet shows as a wall of new clients."""
+    t = _window(data.requests, since, until)
+    first = t.group_by("client_ip").aggregate(first=t.ts.min())
+    grouped = first.group_by(first.first.truncate("m").name("minute")).aggregate(n=first.count())
+    table = data.engine.ibis.to_pyarrow(grouped)
+    return _aligned(table, "minute", tl.start, tl.minutes, MINUTE, ["n"])["n"]
+
+
 @overload
 def per_second(data: Dataset, since: datetime, until: datetime, *,
                errors: Literal[False]) -> tuple[datetime, np.ndarray]: ...

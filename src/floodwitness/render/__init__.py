@@ -1,1 +1,1 @@
-"""Last stage: renderers (terminal, JSON). They consume results; they never compute evidence."""
+"""Last stage: renderers (terminal, JSON, HTML, Markdown). They consume results; they never compute evidence."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 from floodwitness import __version__
 from floodwitness.analysis.composition import Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
-from floodwitness.analysis.timeline import Timeline, build_timeline, per_second
+from floodwitness.analysis.timeline import Timeline, build_timeline, first_seen_per_minute, per_second
 from floodwitness.analysis.windows import (
     Baseline,
     Window,
@@ -147,7 +147,8 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
         "verdict": _verdict(main, tl),
         "incidents": [_incident_dict(r) for r in results],
         "findings": [_finding_dict(f) for r in results for f in r.findings],
-        "timeline": _timeline_dict(tl, base, baseline_ranges),
+        "timeline": _timeline_dict(tl, base, baseline_ranges)
+        | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
         "attribution": ATTRIBUTION,
     }
     if main is not None:
