@@ -61,10 +61,8 @@ def test_verdict_windows_and_blocklist(reports: dict[str, Any], kind: str) -> No
     main_incident, expected = report["incidents"][0], truth.incidents[0]
     for key in ("start", "end"):
         error = abs((_t(main_incident[key]) - _t(getattr(expected, key))).total_seconds())
-        # A simulated flash crowd keeps arriving after its nominal end (a 90 s decay), and the log shows
-        # that tail: our end (traffic back to the baseline) is then 1-3 minutes after the label.
-        limit = 180 if (kind, key) == ("flash_crowd", "end") else 90
-        assert error <= limit, (key, main_incident[key], getattr(expected, key))
+        # 90 s rather than the benchmark's 60 s: these logs are small (scale 0.5), so minute counts are noisier
+        assert error <= 90, (key, main_incident[key], getattr(expected, key))
     known_blocked = _covered(truth.known_clients, blocklist)
     if truth.expected_verdict in ATTACKS:
         recall = _covered(truth.attackers, blocklist) / len(truth.attackers)

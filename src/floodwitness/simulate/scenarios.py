@@ -306,8 +306,10 @@ def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Tr
 
     ip, role, flags, done, status = logged.ip, logged.role, logged.flags, logged.done, logged.status
     attack = role == ev.ATTACK
-    minute = (done // 60).astype(np.int64)
-    n_min = int(w.n_sec // 60) + 1
+    # Minutes of the clock (as a report bins them), not minutes counted from the log's first second.
+    shift = w.start_utc.second + w.start_utc.microsecond / 1e6
+    minute = ((done + shift) // 60).astype(np.int64)
+    n_min = int((w.n_sec + shift) // 60) + 1
     lines_per_min = np.bincount(minute, minlength=n_min)
     errors_per_min = np.bincount(minute[status >= 500], minlength=n_min)
 
@@ -322,12 +324,12 @@ def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Tr
         if "attack" in cause:
             end = max(end, last_line(win))
         elif cause == "surge":
-            end = _crowd_end(minute[role == ev.SURGE], n_min, start)
+            end = _crowd_end(minute[role == ev.SURGE], n_min, start + shift) - shift
         phases = [(what, inc.Window(p.start, last_line(p)) if what in ("attack", "burst") else p)
                   for what, p in planned]
         per_min = lines_per_min if peak_by == "lines" else errors_per_min
-        lo, hi = int(start // 60), int(end // 60) + 1
-        peak = (lo + int(np.argmax(per_min[lo:hi]))) * 60
+        lo, hi = int((start + shift) // 60), int((end + shift) // 60) + 1
+        peak = (lo + int(np.argmax(per_min[lo:hi]))) * 60 - shift
         incidents.append(Incident(
             start=at(start), end=at(np.ceil(end)), peak=at(max(peak, start)), cause=cause,
             phases=tuple((what, at(p.start), at(np.ceil(p.end))) for what, p in phases)))
