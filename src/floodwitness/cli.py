@@ -277,6 +277,89 @@ def report_command(report_json: str, html_out: str | None, markdown_out: str | N
                          hint="Write it again with `floodwitness analyze LOGS --json FILE`.") from None
 
 
+def _mitigation_source(inputs: list[str], allow: tuple[str, ...], fmt: str, quiet: bool) -> tuple[
+        dict[str, Any], frozenset[str]]:
+    """The report's mitigation section: read from REPORT.json, or from analysing LOGS (with ``allow``)."""
+    if len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file():
+        try:
+            report = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read the report: {exc}", path=inputs[0],
+                             hint="Give a JSON report written by `floodwitness analyze --json FILE`.") from None
+        if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("floodwitness.report/"):
+            raise UsageError("not a floodwitness report (no floodwitness.report schema)", path=inputs[0],
+                             hint="Give a report from `floodwitness analyze --json FILE`, or the logs themselves.")
+        return report.get("mitigation") or {}, frozenset(inputs)
+    from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
+    from floodwitness.mitigation import BlocklistPolicy  # noqa: PLC0415
+    from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
+
+    if fmt != "auto" and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    with _progress(quiet) as progress:
+        data = open_dataset(inputs, options=IngestOptions(format=fmt), progress=progress)
+    try:
+        report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow)))
+    finally:
+        data.close()
+    return report.get("mitigation") or {}, frozenset(i["path"] for i in report["inputs"])
+
+
+@main.command("mitigate")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--to", "target", required=True, metavar="TARGET",
+              type=click.Choice(["nginx", "nginx-geo", "nginx-ratelimit", "iptables", "ipset", "nftables", "haproxy",
+                                 "haproxy-ratelimit", "crowdsec", "csv", "json"]),
+              help="Enforcement point: nginx, nginx-geo, nginx-ratelimit, iptables, ipset, nftables, haproxy, "
+                   "haproxy-ratelimit, crowdsec, csv or json.")
+@click.option("--out", "-o", "out", default="-", show_default=True, metavar="FILE", help="Output file (- for stdout).")
+@click.option("--allow", multiple=True, metavar="CIDR|FILE",
+              help="Never block or limit this network (repeatable; a file holds one per line). Always wins.")
+@click.option("--expire", default="24h", show_default=True, help="Expiry of every rule (90m, 24h, 7d).")
+@click.option("--max-rules", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Keep at most this many rules (busiest first).")
+@click.option("--min-prefix-v4", default=16, show_default=True, type=click.IntRange(8, 32),
+              help="Leave out IPv4 entries broader than this prefix.")
+@click.option("--min-prefix-v6", default=32, show_default=True, type=click.IntRange(16, 128),
+              help="Leave out IPv6 entries broader than this prefix.")
+@click.option("--rate-limits", "setting", default="recommended", show_default=True,
+              help="Rate-limit setting to emit (nginx, *-ratelimit, json): recommended, gentle, balanced, firm, none.")
+@click.option("--dry-run", is_flag=True, help="Only print what the rules would have stopped; write nothing.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Log format, when LOGS are given.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+def mitigate_command(inputs: tuple[str, ...], target: str, out: str, allow: tuple[str, ...], expire: str,
+                     max_rules: int, min_prefix_v4: int, min_prefix_v6: int, setting: str, dry_run: bool, fmt: str,
+                     quiet: bool) -> None:
+    """Turn a report's blocklist and rate limits into rules for an enforcement point.
+
+    INPUTS is one REPORT.json from `analyze --json`, or the LOGS (or a store) to analyse. Every rule carries
+    its evidence and expiry; the allowlist, verified crawlers and special-purpose ranges are cut out of every
+    rule. A summary of what each rule set would have stopped goes to stderr.
+    """
+    from floodwitness.mitigation.exports import ExportContext, render  # noqa: PLC0415
+    from floodwitness.mitigation.protected import protected_ranges, read_allow_specs  # noqa: PLC0415
+    from floodwitness.mitigation.rules import parse_duration, pick_setting, plan_rules, summary_lines  # noqa: PLC0415
+
+    seconds = parse_duration(expire)
+    allowed = read_allow_specs(allow)
+    mitigation, inputs_used = _mitigation_source(list(inputs), allowed, fmt, quiet)
+    protected = protected_ranges(allowed)
+    rules = plan_rules(mitigation, protected, expire_seconds=seconds, max_rules=max_rules,
+                       min_prefix_v4=min_prefix_v4, min_prefix_v6=min_prefix_v6)
+    rate_limits = mitigation.get("rate_limits")
+    chosen = pick_setting(rate_limits, setting)
+    if not quiet or dry_run:
+        for line in summary_lines(rules, rate_limits):
+            click.echo(line, err=True)
+    if dry_run:
+        return
+    text = render(target, ExportContext(rules, protected, chosen))
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        write_atomic(out, text, protect=inputs_used, what=f"the {target} rules")
+
+
 @main.command("demo")
 @click.option("--kind", default="mirai", show_default=True, help="Scenario to simulate (see `simulate --help`).")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(0),

@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Final, Literal
 import netaddr
 
 from floodwitness.errors import UsageError
-from floodwitness.mitigation.crawlers import load_crawler_ranges
-from floodwitness.mitigation.ranges import BITS, RangeTable, network_text, parse_address, parse_network, special_ranges
+from floodwitness.mitigation.protected import protected_ranges
+from floodwitness.mitigation.ranges import BITS, RangeTable, network_text, parse_address
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 SkipKind = Literal["not_ip", "special", "crawler", "allowlisted", "cap"]
 
@@ -381,18 +381,6 @@ def _entry(fam: _Family, ix: _Index, first: int, prefixlen: int, policy: Blockli
 # --- the entry point ------------------------------------------------------------------------------
 
 
-def _allowlist(allow: Iterable[str]) -> RangeTable:
-    items = []
-    for text in allow:
-        try:
-            net = parse_network(text)
-        except ValueError:
-            raise UsageError(f"allowlist entry {text!r} is not a CIDR or IP address",
-                             hint="Write networks like 192.0.2.0/24 or 2001:db8::/32, or single addresses.") from None
-        items.append((net, str(net)))
-    return RangeTable.build(items)
-
-
 def _skip_reason(kind: SkipKind, label: str) -> str:
     if kind == "crawler":
         return (f"verified crawler ({label}, published range), never blocked: "
@@ -413,12 +401,8 @@ def build_blocklist(attackers: Mapping[str, int], known_clients: Mapping[str, in
     ``policy.min_attack_share`` of its incident requests. Keys that are not IP addresses are reported
     (attackers) or ignored (clients); IPv4-mapped IPv6 keys count as their IPv4 address.
     """
-    special = special_ranges()
-    crawlers = load_crawler_ranges()
-    allow = _allowlist(policy.allow)
-    protected = special.union(crawlers.table, allow)
-    checks: tuple[tuple[SkipKind, RangeTable], ...] = (
-        ("special", special), ("crawler", crawlers.table), ("allowlisted", allow))
+    ranges = protected_ranges(policy.allow)
+    protected, checks, crawlers = ranges.table, ranges.checks, ranges.crawlers
     fams = {4: _Family(4), 6: _Family(6)}
     skipped: list[SkippedSource] = []
     attacker_addrs: set[tuple[int, int]] = set()

@@ -32,6 +32,8 @@ from floodwitness.analysis.windows import (
 from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
 from floodwitness.errors import UsageError
 from floodwitness.mitigation import BlocklistPolicy, build_blocklist
+from floodwitness.mitigation.protected import protected_ranges
+from floodwitness.mitigation.ratelimit import recommend
 from floodwitness.verdict import IncidentVerdict, judge_incident, summary_for
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class AnalyzeOptions:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
+    rate_limits: bool = True  #: propose rate limits and replay the incident through them (attacks only)
 
 
 @dataclass
@@ -299,6 +302,11 @@ def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[da
     blocklist = build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
     out = blocklist.to_dict()
     out["blocklist"] = [e.to_dict() for e in blocklist.entries]
+    out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
+    if options.rate_limits:
+        advice = recommend(data, r.times, baseline_ranges, attackers, known,
+                           protected_ranges(options.blocklist_policy.allow))
+        out["rate_limits"] = advice.to_dict()
     return out
 
 
