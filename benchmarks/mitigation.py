@@ -19,7 +19,7 @@ from pathlib import Path
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import evaluate, limits_from_dict, replay_window
-from floodwitness.report import analyze
+from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.simulate import simulate
 
 OUT = Path(__file__).parent / "out"
@@ -32,7 +32,7 @@ def run_one(kind: str, seed: int, hours: float, scale: float, tmp: Path) -> dict
     data = open_dataset([str(folder / "access.log")])
     try:
         started = time.perf_counter()
-        report = analyze(data)
+        report = analyze(data, AnalyzeOptions(rate_limits=True))
         seconds = time.perf_counter() - started
         rl = report["mitigation"].get("rate_limits")
         if not rl:

@@ -28,7 +28,7 @@ from floodwitness.mitigation.exports import EXPORTERS, ExportContext, csv_cell, 
 from floodwitness.mitigation.protected import protected_ranges, read_allow_specs
 from floodwitness.mitigation.ratelimit import RATES_PER_MINUTE, Limit, evaluate, limits_from_dict, replay_window
 from floodwitness.mitigation.rules import parse_duration, plan_rules, safe_comment
-from floodwitness.report import analyze
+from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.simulate import simulate
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def mirai(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     truth = simulate("mirai", folder, seed=3, hours=1.5, scale=0.4)
     data = open_dataset([str(folder / "access.log")], keep_store=str(folder / "store"))
     try:
-        report = analyze(data)
+        report = analyze(data, AnalyzeOptions(rate_limits=True))
     finally:
         data.close()
     (folder / "report.json").write_text(json.dumps(report, default=str))

@@ -197,13 +197,14 @@ def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out:
 
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
-                  quiet: bool, html_out: str | None = None, markdown_out: str | None = None) -> dict[str, Any]:
+                  quiet: bool, html_out: str | None = None, markdown_out: str | None = None,
+                  rate_limits: bool = False) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
     options = AnalyzeOptions(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
-                             baseline=_parse_range(baseline))
+                             baseline=_parse_range(baseline), rate_limits=rate_limits)
     if fmt != "auto" and fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
     with _progress(quiet) as progress:
@@ -236,15 +237,18 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
 @click.option("--format", "fmt", default="auto", show_default=True, help="Log format (see `floodwitness formats`).")
 @click.option("--store", "keep_store", metavar="DIR",
               help="Keep the parsed logs as a store in DIR (the evidence queries then run on it later).")
+@click.option("--rate-limits", "rate_limits", is_flag=True,
+              help="Also propose rate limits and replay the incident through them (attacks only; costs time on "
+                   "big logs). `floodwitness mitigate LOGS` always does.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
-                    keep_store: str | None, quiet: bool) -> None:
+                    keep_store: str | None, rate_limits: bool, quiet: bool) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
-                  markdown_out=markdown_out)
+                  markdown_out=markdown_out, rate_limits=rate_limits)
 
 
 @main.command("report")
@@ -299,7 +303,7 @@ def _mitigation_source(inputs: list[str], allow: tuple[str, ...], fmt: str, quie
     with _progress(quiet) as progress:
         data = open_dataset(inputs, options=IngestOptions(format=fmt), progress=progress)
     try:
-        report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow)))
+        report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow), rate_limits=True))
     finally:
         data.close()
     return report.get("mitigation") or {}, frozenset(i["path"] for i in report["inputs"])

@@ -179,7 +179,7 @@ class Blocklist:
             "attack_requests_covered": self.attack_requests_covered,
             "collateral_clients_total": self.collateral_clients_total,
             "known_clients_total": self.known_clients_total, "crawler_snapshot": self.crawler_snapshot,
-            "entries": [e.to_dict() for e in self.entries], "skipped": [s.to_dict() for s in self.skipped],
+            "blocklist": [e.to_dict() for e in self.entries], "skipped": [s.to_dict() for s in self.skipped],
         }
 
 

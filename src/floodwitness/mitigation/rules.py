@@ -218,6 +218,9 @@ def summary_lines(rules: RuleSet, rate_limits: dict[str, Any] | None) -> list[st
         lines += [f"  note: {safe_comment(n, 400)}" for n in rate_limits.get("notes", [])]
     elif rate_limits is not None:
         lines.append("rate limits: none in the report")
+    else:
+        lines.append("rate limits: not in this report (computed for attacks by `floodwitness mitigate LOGS` "
+                     "or `analyze --rate-limits`)")
     return lines
 
 

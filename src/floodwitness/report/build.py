@@ -61,7 +61,9 @@ class AnalyzeOptions:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
-    rate_limits: bool = True  #: propose rate limits and replay the incident through them (attacks only)
+    #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
+    #: costs more than the rest of the analysis on big logs; `mitigate` turns it on.
+    rate_limits: bool = False
 
 
 @dataclass
@@ -301,7 +303,6 @@ def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[da
                         c.clients_table.column("requests").to_pylist(), strict=True))
     blocklist = build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
     out = blocklist.to_dict()
-    out["blocklist"] = [e.to_dict() for e in blocklist.entries]
     out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
     if options.rate_limits:
         advice = recommend(data, r.times, baseline_ranges, attackers, known,
