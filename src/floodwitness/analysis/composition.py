@@ -108,7 +108,8 @@ def _behaviour(data: Dataset, t: Any) -> Behaviour:
 
 
 def _rates(data: Dataset, t: Any) -> tuple[float, float]:
-    per = t.group_by("client_ip").aggregate(n=t.count(), minutes=t.ts.truncate("m").approx_nunique())
+    minute = data.engine.time_bucket(t.ts, 60)
+    per = t.group_by("client_ip").aggregate(n=t.count(), minutes=minute.approx_nunique())
     per = per.mutate(rate=per.n / per.minutes)
     row = data.engine.ibis.to_pyarrow(per.aggregate(p50=per.rate.approx_quantile(0.5),
                                                     p99=per.rate.approx_quantile(0.99)))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
+
 from floodwitness.engine import Engine
 from floodwitness.errors import StoreError
 from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
@@ -37,6 +39,22 @@ class Dataset:
     def parquet_glob(self) -> str:
         """What a reproducing query reads (DuckDB syntax)."""
         return str(self.store / REQUESTS / "*.parquet")
+
+    def has_values(self, column: str) -> bool:
+        """Whether any row has ``column`` set (e.g. the format logs request times), from the Parquet footers'
+        null counts: no data is read. A part without statistics counts as having values."""
+        for part in self._parts:
+            try:
+                meta = pq.ParquetFile(part).metadata
+            except OSError:  # not a local file (a cluster's store): assume it has values
+                return True
+            index = meta.schema.to_arrow_schema().get_field_index(column)
+            for group in range(meta.num_row_groups):
+                chunk = meta.row_group(group)
+                stats = chunk.column(index).statistics
+                if stats is None or not stats.has_null_count or stats.null_count < chunk.num_rows:
+                    return True
+        return False
 
     def path_of(self, file_id: int) -> str:
         return self.manifest.inputs[file_id].path

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import Composition, in_ranges
+from floodwitness.analysis.timeline import MINUTE, aligned
 from floodwitness.analysis.windows import error_anomaly
 
 if TYPE_CHECKING:
@@ -54,11 +55,9 @@ def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Compositio
         ips = ibis.memtable(sus.select(["client_ip"]))
         t = in_ranges(data.requests, [(since, until)])
         t = t.filter(t.client_ip.isin(ips.client_ip))
-        grouped = data.engine.ibis.to_pyarrow(t.group_by(minute=t.ts.truncate("m")).aggregate(n=t.count()))
-        for row in grouped.to_pylist():
-            index = int((row["minute"].replace(tzinfo=None) - since).total_seconds() // 60)
-            if 0 <= index < len(suspect_per_minute):
-                suspect_per_minute[index] = row["n"]
+        grouped = data.engine.ibis.to_pyarrow(
+            t.group_by(minute=data.engine.time_bucket(t.ts, MINUTE)).aggregate(n=t.count()))
+        suspect_per_minute = aligned(grouped, "minute", since, hi - lo, MINUTE, ["n"])["n"]
     requests = tl.requests[lo:hi]
     errors = tl.status_5xx[lo:hi]
     level = base.level[lo:hi]

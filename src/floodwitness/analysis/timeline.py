@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from floodwitness.analysis.dataset import Dataset
 
 MINUTE = 60
+EPOCH = datetime(1970, 1, 1)  # naive UTC, like every datetime in the analysis
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class Timeline:
         return int((when - self.start).total_seconds() // MINUTE)
 
 
-def _aligned(table: pa.Table, key: str, start: datetime, length: int, step: int, columns: list[str],
+def aligned(table: pa.Table, key: str, start: datetime, length: int, step: int, columns: list[str],
              fill: float = 0.0) -> dict[str, np.ndarray]:
+    """Columns of ``table`` on a continuous axis of ``length`` steps from ``start``; ``key`` holds each row's
+    step since the epoch (``Engine.time_bucket``)."""
     out = {c: np.full(length, fill, dtype=float) for c in columns}
     if table.num_rows == 0:
         return out
-    stamps = table.column(key).to_pylist()
-    index = np.array([int((s.replace(tzinfo=None) - start).total_seconds() // step) for s in stamps])
+    index = table.column(key).to_numpy(zero_copy_only=False).astype(np.int64) - _bucket_of(start, step)
     keep = (index >= 0) & (index < length)
     for c in columns:
         values = table.column(c).to_numpy(zero_copy_only=False).astype(float)
@@ -58,10 +60,18 @@ def _aligned(table: pa.Table, key: str, start: datetime, length: int, step: int,
     return out
 
 
+def _bucket_of(when: datetime, step: int) -> int:
+    """The ``Engine.time_bucket`` key of a naive UTC datetime."""
+    return int((when - EPOCH).total_seconds() // step)
+
+
+def _bucket_time(bucket: int, step: int) -> datetime:
+    return EPOCH + timedelta(seconds=bucket * step)
+
+
 def build_timeline(data: Dataset, since: datetime | None = None, until: datetime | None = None) -> Timeline:
     t = _window(data.requests, since, until)
-    has_rt = bool(data.engine.scalar(t.request_time.notnull().any()))
-    minute = t.ts.truncate("m").name("minute")
+    minute = data.engine.time_bucket(t.ts, MINUTE).name("minute")
     shed = (t.status == 503) & t.upstream_time.isnull() & t.upstream_addr.isnull()
     aggs: dict[str, Any] = {
         "requests": t.count(),
@@ -71,6 +81,7 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
         "shed_503": shed.sum(),
         "bytes": t.bytes.sum(),
     }
+    has_rt = data.has_values("request_time")  # else the quantiles cost 1.3 s on 5.9M rows of nulls
     if has_rt:
         aggs["p50_time"] = t.request_time.approx_quantile(0.5)
         aggs["p95_time"] = t.request_time.approx_quantile(0.95)
@@ -79,12 +90,12 @@ def build_timeline(data: Dataset, since: datetime | None = None, until: datetime
     if table.num_rows == 0:
         empty = np.zeros(0)
         return Timeline(datetime(1970, 1, 1), empty, empty, empty, empty, empty, empty, empty, empty, False)
-    first = table.column("minute")[0].as_py().replace(tzinfo=None)
-    last = table.column("minute")[table.num_rows - 1].as_py().replace(tzinfo=None)
+    first = _bucket_time(table.column("minute")[0].as_py(), MINUTE)
+    last = _bucket_time(table.column("minute")[table.num_rows - 1].as_py(), MINUTE)
     length = int((last - first).total_seconds() // MINUTE) + 1
-    counts = _aligned(table, "minute", first, length, MINUTE,
+    counts = aligned(table, "minute", first, length, MINUTE,
                       ["requests", "clients", "status_4xx", "status_5xx", "shed_503", "bytes"])
-    times = (_aligned(table, "minute", first, length, MINUTE, ["p50_time", "p95_time"], fill=np.nan)
+    times = (aligned(table, "minute", first, length, MINUTE, ["p50_time", "p95_time"], fill=np.nan)
              if has_rt else {"p50_time": np.full(length, np.nan), "p95_time": np.full(length, np.nan)})
     return Timeline(first, counts["requests"], counts["clients"], counts["status_4xx"], counts["status_5xx"],
                     counts["shed_503"], counts["bytes"], times["p50_time"], times["p95_time"], has_rt)
@@ -96,9 +107,10 @@ def first_seen_per_minute(data: Dataset, tl: Timeline, since: datetime | None = 
     the clients, so the arrival of a botnet shows as a wall of new clients."""
     t = _window(data.requests, since, until)
     first = t.group_by("client_ip").aggregate(first=t.ts.min())
-    grouped = first.group_by(first.first.truncate("m").name("minute")).aggregate(n=first.count())
+    grouped = first.group_by(data.engine.time_bucket(first.first, MINUTE).name("minute")).aggregate(
+        n=first.count())
     table = data.engine.ibis.to_pyarrow(grouped)
-    return _aligned(table, "minute", tl.start, tl.minutes, MINUTE, ["n"])["n"]
+    return aligned(table, "minute", tl.start, tl.minutes, MINUTE, ["n"])["n"]
 
 
 @overload
@@ -112,10 +124,11 @@ def per_second(data: Dataset, since: datetime, until: datetime, *,
     """Requests per second between ``since`` and ``until`` (continuous axis starting at ``since``); with
     ``errors``, the per-second requests and 5xx instead."""
     t = _window(data.requests, since, until)
-    grouped = t.group_by(t.ts.truncate("s").name("second")).aggregate(n=t.count(), e=(t.status >= 500).sum())
+    grouped = t.group_by(data.engine.time_bucket(t.ts, 1).name("second")).aggregate(
+        n=t.count(), e=(t.status >= 500).sum())
     table = data.engine.ibis.to_pyarrow(grouped)
     length = max(int((until - since).total_seconds()), 1)
-    series = _aligned(table, "second", since, length, 1, ["n", "e"])
+    series = aligned(table, "second", since, length, 1, ["n", "e"])
     if errors:
         return series["n"], series["e"]
     return since, series["n"]

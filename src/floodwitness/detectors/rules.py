@@ -227,8 +227,10 @@ def rules() -> tuple[Rule, ...]:
 @detector
 def tool_fingerprint(ctx: Context) -> list[Finding]:
     t = in_ranges(ctx.data.requests, [ctx.window])
-    aggs = {r.name: r.predicate(t).sum() for r in rules()}
-    aggs["_clients"] = t.client_ip.nunique()
+    aggs = {}
+    for r in rules():  # one scan of the window for every rule's requests and clients
+        aggs[r.name] = r.predicate(t).sum()
+        aggs[f"{r.name}__clients"] = t.client_ip.nunique(where=r.predicate(t))
     row = ctx.data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0]
     out = []
     total = max(ctx.composition.requests, 1)
@@ -236,7 +238,7 @@ def tool_fingerprint(ctx: Context) -> list[Finding]:
         hits = int(row[rule.name] or 0)
         if hits < 20 or hits / total < 0.02:
             continue
-        clients = ctx.data.engine.scalar(t.filter(rule.predicate(t)).client_ip.nunique())
+        clients = int(row[f"{rule.name}__clients"] or 0)
         out.append(Finding(
             _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
             f"{hits:,} requests ({_pct(hits / total)}) from {clients:,} clients match {rule.name}: {rule.description}",

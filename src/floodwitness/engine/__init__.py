@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import ibis.expr.datatypes as dt
 
 from floodwitness.errors import StoreError, UsageError
 
@@ -66,6 +67,17 @@ class Engine:
     def sql_to_arrow(self, sql: str) -> pa.Table:
         return self.raw.sql(sql).to_arrow_table()
 
+    def time_bucket(self, ts: Any, seconds: int) -> Any:
+        """``ts`` (UTC) as the integer number of ``seconds``-long steps since the epoch: the key to group a
+        timestamp column by minute or second.
+
+        ibis's ``truncate`` (DuckDB ``date_trunc``) and ``epoch_seconds`` (a cast to a naive timestamp first)
+        both go through the time-zone library for every row of a zoned column: 1.1-2.4 s on 5.9M rows, against
+        0.25 s for DuckDB's ``epoch`` on the zoned value itself. Other engines get the portable form.
+        """
+        epoch = _duckdb_epoch(ts) if self.config.name == "duckdb" else ts.epoch_seconds()
+        return (epoch // seconds).cast("int64")
+
     def scalar(self, expr: Any) -> Any:
         """Value of a scalar ibis expression (through Arrow: no pandas on the way)."""
         return self.ibis.to_pyarrow(expr).as_py()
@@ -80,6 +92,11 @@ class Engine:
 
     def close(self) -> None:
         self.ibis.disconnect()
+
+
+@ibis.udf.scalar.builtin(name="epoch")  # type: ignore[untyped-decorator]
+def _duckdb_epoch(ts: dt.Timestamp(timezone="UTC")) -> dt.float64:  # type: ignore[valid-type]
+    """DuckDB's ``epoch(TIMESTAMPTZ)``: seconds since 1970-01-01 UTC."""
 
 
 class ParquetSink:

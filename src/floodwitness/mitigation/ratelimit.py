@@ -299,7 +299,7 @@ def _needs(data: Dataset, base: Any, origin: datetime) -> dict[str, list[np.ndar
 
 def _class_stats(data: Dataset, base: Any) -> dict[str, dict[str, Any]]:
     """Per class: baseline clients, requests and percentiles of each client's busiest minute."""
-    base = base.mutate(cls=path_class(base), minute=base.ts.truncate("m"))
+    base = base.mutate(cls=path_class(base), minute=data.engine.time_bucket(base.ts, 60))
     per_min = base.group_by(["cls", "client_ip", "minute"]).aggregate(n=base.count())
     peak = per_min.group_by(["cls", "client_ip"]).aggregate(peak=per_min.n.max(), requests=per_min.n.sum())
     agg = peak.group_by("cls").aggregate(
