@@ -272,8 +272,9 @@ def test_crowdsec_mixed_layouts_keep_the_right_client(realdata: Path, tmp_path: 
 
 FAIL2BAN = "fail2ban-http/logs"
 
-#: Files that are NCSA access logs, with the rejections each must have (reason -> count, and why).
+#: Files that are access logs, with the rejections each must have (reason -> count, and why).
 FAIL2BAN_ACCESS_LOGS: dict[str, dict[str, int]] = {
+    "haproxy-http-auth": {"comment": 4},  # syslog-prefixed HAProxy httplog lines, IPv4, IPv6 and ::ffff: clients
     "apache-badbots": {"comment": 4, "empty_line": 3},
     # The only line has no zone in its time ([27/Jun/2013:11:55:44]): not a valid CLF timestamp.
     "apache-pass": {"bad_timestamp": 1, "comment": 1},
@@ -283,6 +284,9 @@ FAIL2BAN_ACCESS_LOGS: dict[str, dict[str, int]] = {
     "php-url-fopen": {"comment": 1},
     "traefik-auth": {"comment": 10, "empty_line": 7},  # CRLF line endings throughout
 }
+
+#: The format each access log must be detected as (NCSA family unless named here).
+FAIL2BAN_FORMATS = {"haproxy-http-auth": "haproxy", "traefik-auth": "traefik_clf"}
 
 #: Files that are not NCSA access logs: they raise FormatError when named.
 FAIL2BAN_NOT_ACCESS_LOGS: dict[str, str] = {
@@ -294,7 +298,6 @@ FAIL2BAN_NOT_ACCESS_LOGS: dict[str, str] = {
     "apache-noscript": "Apache error log",
     "apache-overflows": "Apache error log",
     "apache-shellshock": "Apache error log",
-    "haproxy-http-auth": "HAProxy syslog lines",
     "lighttpd-auth": "lighttpd error log",
     "nginx-forbidden": "nginx error log",
     "nginx-http-auth": "nginx error log",
@@ -328,7 +331,7 @@ def test_fail2ban_client_ip_is_the_expected_host(realdata: Path, tmp_path: Path)
     assert {os.path.basename(s["path"]) for s in manifest.skipped} == set(FAIL2BAN_NOT_ACCESS_LOGS)
     for record in manifest.inputs:
         name = os.path.basename(record.path)
-        assert record.format in NCSA_FORMATS, name
+        assert record.format in ({FAIL2BAN_FORMATS[name]} if name in FAIL2BAN_FORMATS else NCSA_FORMATS), name
         assert record.rejected_by_reason == FAIL2BAN_ACCESS_LOGS[name], name
     hosts = {i.file_id: fail_json_hosts(realdata / FAIL2BAN / os.path.basename(i.path)) for i in manifest.inputs}
     checked: list[str] = []
@@ -338,12 +341,12 @@ def test_fail2ban_client_ip_is_the_expected_host(realdata: Path, tmp_path: Path)
             continue
         assert row["client_ip"] == host, (by_id[row["file_id"]].path, row["line"])
         checked.append(host)
-    assert len(checked) == 24
+    assert len(checked) == 27
     families = {6 if ":" in h else 4 for h in checked}
     in_data = {6 if ":" in h else 4 for hs in hosts.values() for h in hs.values() if h}
-    # The IPv6 hosts of this corpus are all in error logs and HAProxy lines (refused above), none in an
-    # access log: only IPv4 can be checked here.
-    assert families == in_data == {4}
+    # The one IPv6 host of these access logs is an HAProxy client (2001:db8::1234:58430: address, then port);
+    # a ::ffff:192.168.33.1 client reads as the IPv4 address it is.
+    assert families == in_data == {4, 6}
 
 
 @pytest.mark.parametrize("name", sorted(FAIL2BAN_NOT_ACCESS_LOGS))

@@ -64,6 +64,30 @@ def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset()) -
     write_atomic(target, text + "\n", protect=protect, what="the JSON report")
 
 
+def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--log-format, --trust-proxy and --trust-cdn: how to read the logs, shared by ingest and analyze."""
+    for option in reversed((
+        click.option("--log-format", "log_formats", multiple=True, metavar="SPEC",
+                     help="Your own format: nginx:'<log_format string>' or apache:'<LogFormat string>', or @FILE "
+                          "(TOML, [formats.NAME] tables with nginx = or apache =). Repeatable."),
+        click.option("--trust-proxy", "trust_proxy", multiple=True, metavar="CIDR",
+                     help="A proxy you run: from these peers the client is the right-most X-Forwarded-For "
+                          "entry not in a trusted range. Repeatable. From any other peer the header is ignored."),
+        click.option("--trust-cdn", "trust_cdn", multiple=True, metavar="NAME",
+                     help="Trust a CDN's bundled, dated range list like --trust-proxy (cloudflare)."),
+    )):
+        command = option(command)
+    return command
+
+
+def _source(fmt: str, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
+            trust_cdn: tuple[str, ...], **extra: Any) -> IngestOptions:
+    if fmt != "auto" and fmt not in FORMATS and not log_formats:
+        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    return IngestOptions(format=fmt, log_formats=log_formats,
+                         trust_proxy=(*trust_proxy, *(f"cdn:{name}" for name in trust_cdn)), **extra)
+
+
 class _Group(click.Group):
     """Turns floodwitness errors into `Error: ...` plus the fix, without a traceback."""
 
@@ -99,16 +123,16 @@ def main() -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Also write the ingest summary as JSON (- for stdout).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal summary.")
+@_source_options
 def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
-                   overwrite: bool, quiet: bool) -> None:
+                   overwrite: bool, quiet: bool, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
+                   trust_cdn: tuple[str, ...]) -> None:
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
 
     Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
     Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
     """
-    if fmt != "auto" and fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
-    options = IngestOptions(format=fmt, max_line_bytes=max_line_bytes)
+    options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
     with _progress(quiet) as progress:
         manifest = ingest(list(logs), out, options=options, progress=progress, overwrite=overwrite)
     if json_out:
@@ -198,17 +222,16 @@ def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out:
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
                   quiet: bool, html_out: str | None = None, markdown_out: str | None = None,
-                  rate_limits: bool = False) -> dict[str, Any]:
+                  rate_limits: bool = False, source: IngestOptions | None = None) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
     options = AnalyzeOptions(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
                              baseline=_parse_range(baseline), rate_limits=rate_limits)
-    if fmt != "auto" and fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    source = source or _source(fmt, (), (), ())
     with _progress(quiet) as progress:
-        data = open_dataset(logs, options=IngestOptions(format=fmt), keep_store=keep_store, progress=progress)
+        data = open_dataset(logs, options=source, keep_store=keep_store, progress=progress)
     try:
         report = analyze(data, options)
     finally:
@@ -241,14 +264,17 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
               help="Also propose rate limits and replay the incident through them (attacks only; costs time on "
                    "big logs). `floodwitness mitigate LOGS` always does.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
+@_source_options
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
-                    keep_store: str | None, rate_limits: bool, quiet: bool) -> None:
+                    keep_store: str | None, rate_limits: bool, quiet: bool, log_formats: tuple[str, ...],
+                    trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...]) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
-                  markdown_out=markdown_out, rate_limits=rate_limits)
+                  markdown_out=markdown_out, rate_limits=rate_limits,
+                  source=_source(fmt, log_formats, trust_proxy, trust_cdn))
 
 
 @main.command("report")

@@ -31,15 +31,32 @@ COLUMNS: tuple[Column, ...] = (
     Column("path", pa.string(), "Request path, without the query string."),
     Column("query", pa.string(), "Query string without the leading '?', null when the URL had none."),
     Column("protocol", pa.string(), "HTTP protocol, e.g. HTTP/1.1; null for HTTP/0.9-style request lines."),
-    Column("status", pa.int16(), "Response status code sent to the client."),
+    Column("status", pa.int16(),
+           "Response status code sent to the client; 0 when none was sent (Caddy 0, HAProxy -1, Squid 000, "
+           "Traefik '-': the client left or the connection was cut before any response)."),
     Column("bytes", pa.int64(), "Response bytes sent ('-' is 0 in CLF logs)."),
     Column("referer", pa.string(), "Referer header; null when absent ('-')."),
     Column("user_agent", pa.string(), "User-Agent header; null when absent ('-')."),
-    Column("request_time", pa.float64(), "Total request time in seconds, when the format has it."),
-    Column("upstream_status", pa.int16(), "Status from the upstream/backend (the last one if retried)."),
-    Column("upstream_time", pa.float64(), "Upstream response time in seconds (summed over retries)."),
+    Column("request_time", pa.float64(),
+           "Total request time in seconds, when the format has it (load balancers: the sum of their request, "
+           "target and response processing times; null when any of them is -1)."),
+    Column("upstream_status", pa.int16(),
+           "Status from the upstream/backend (the last one if retried); null when no backend answered "
+           "(ALB target_status_code '-')."),
+    Column("upstream_time", pa.float64(),
+           "Upstream response time in seconds (summed over retries); null when the request never reached a "
+           "backend (ALB/ELB target processing time -1)."),
     Column("upstream_addr", pa.string(), "Upstream address(es), as logged."),
-    Column("xff", pa.string(), "X-Forwarded-For header as logged; never trusted for client_ip here."),
+    Column("xff", pa.string(), "X-Forwarded-For header as logged (client_ip comes from it only under --trust-proxy)."),
+    Column("peer_ip", pa.string(),
+           "The connecting peer as logged, kept only when client_ip was taken from X-Forwarded-For because that "
+           "peer is a trusted proxy (--trust-proxy / --trust-cdn); null otherwise."),
+    Column("edge_result", pa.string(),
+           "Where a load balancer, CDN or proxy says the response came from or failed: one of EDGE_RESULTS; "
+           "null when the format does not tell."),
+    Column("edge_detail", pa.string(),
+           "The edge's own code for the request, as logged (ALB error_reason or actions, CloudFront detailed "
+           "result type, HAProxy termination state, Envoy response flags, GCP statusDetails, Squid result code...)."),
     Column("file_id", pa.int32(), "Index of the input file in the store manifest's `inputs`."),
     Column("line", pa.int64(), "1-based line number in the (decompressed) input file."),
     Column("reject_reason", pa.string(),
@@ -54,6 +71,21 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(
 
 ARROW_SCHEMA = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
 
+#: Values of ``edge_result``: the best evidence a log gives of whether a failure was at the edge or behind it.
+EDGE_RESULTS: dict[str, str] = {
+    "backend": "the backend (target, origin, upstream) answered; status is its answer, maybe rewritten",
+    "cache": "served from the edge's cache; the backend was not asked",
+    "edge": "answered by the edge itself by design: redirect, fixed response, auth, WAF/ACL block, rate limit, "
+            "a request the edge refused as malformed",
+    "backend_unreachable": "the edge could not get an answer: no healthy backend, connect failure, backend timeout "
+                           "or reset (AWS ALB/ELB 502/503/504 with no target status, HAProxy sC/SC/sH, Envoy "
+                           "UF/UH/UT, GCP failed_to_connect_to_backend/backend_timeout, CloudFront OriginError)",
+    "edge_overload": "the edge itself refused for capacity: queue timeout, connection limit, CDN capacity or "
+                     "request limit exceeded (HAProxy sQ/R*, Envoy UO, CloudFront Capacity/LimitExceeded)",
+    "client_abort": "the client went away before the response (ALB 460, HAProxy C*/c*, Envoy DC, "
+                    "GCP client_disconnected...)",
+}
+
 #: The reasons a line can be rejected, with what each means (documented in the CLI reference).
 REJECT_REASONS: dict[str, str] = {
     "empty_line": "the line is empty or only whitespace",
@@ -61,6 +93,8 @@ REJECT_REASONS: dict[str, str] = {
     "line_too_long": "longer than --max-line-bytes; counted with its length, not loaded whole",
     "nul_byte": "contains NUL bytes (a sign of a corrupt or pre-allocated file)",
     "format_mismatch": "does not have the layout of the file's format",
+    "not_a_request": "a line of the file's format that records no request (an HAProxy connection error, a "
+                     "proxy's debug or error message)",
     "bad_timestamp": "the timestamp field is not a valid time",
     "bad_status": "the status field is not a 3-digit HTTP status",
     "truncated_input": "the last line of a file that ended in the middle of a compressed stream",

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 from floodwitness.errors import FormatError
 from floodwitness.formats import FORMATS
-from floodwitness.formats.json_format import NginxJsonFormat
-from floodwitness.formats.template import TemplateFormat
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,6 +16,12 @@ if TYPE_CHECKING:
 SAMPLE_LINES = 1000
 #: Below this share of matching sample lines no format is chosen.
 MIN_CONFIDENCE = 0.5
+#: Lines of the probe every format is scored on first, and the share of it a format must read to be scored
+#: on the whole sample (well below MIN_CONFIDENCE, so a mixed file's format is never dropped by the probe).
+PROBE_LINES = 100
+PROBE_KEEP = 0.2
+#: Lines a format adapts itself from (JSON keys, a W3C header).
+BIND_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -27,25 +31,34 @@ class Detection:
     candidates: tuple[tuple[str, float], ...]  # best first
 
 
-def detect(lines: Sequence[str], *, source: str = "input") -> Detection:
-    """Choose the format of ``lines`` (a sample from the start of a file).
+def detect(lines: Sequence[str], *, source: str = "input", extra: Sequence[LogFormat] = ()) -> Detection:
+    """Choose the format of ``lines`` (a sample from the start of a file), among the built-in formats and
+    ``extra`` (the user's own, which win ties).
 
     Raises FormatError naming the best candidates when no format fits at least half of the sample.
     """
-    sample = [line for line in lines[:SAMPLE_LINES] if line.strip() and not line.startswith("#")]
+    raw = [line for line in lines[:SAMPLE_LINES] if line.strip()]
+    sample = [line for line in raw if not line.startswith("#")]
     if not sample:
         raise FormatError("no non-empty line to detect the format from", path=source,
                           hint="The file is empty or blank; name --format explicitly to ingest it anyway.")
-    scored: list[tuple[float, float, int, str, LogFormat]] = []
-    for name, registered in FORMATS.items():
-        fmt = registered.bind(sample) if isinstance(registered, NginxJsonFormat) else registered
-        readable = fmt.match_fraction(sample)
-        exact = fmt.exact_fraction(sample) if isinstance(fmt, TemplateFormat) else readable
-        scored.append((readable, exact, fmt.specificity(), name, fmt))
-    # Most lines read, then most lines in the format's exact layout, then the format reading most fields.
-    scored.sort(key=lambda item: (-item[0], -item[1], -item[2], item[3]))
-    candidates = tuple((name, round(score, 4)) for score, _, _, name, _ in scored[:3])
-    best_score, _, _, _, best = scored[0]
+    # Every format is scored on a probe (every n-th line, about PROBE_LINES of them); those that read a
+    # fair share of it are scored again on the whole sample. The exact-layout tie-breaker uses the probe.
+    probe = sample[::max(1, len(sample) // PROBE_LINES)]
+    scored: list[tuple[float, float, int, int, int, str, LogFormat]] = []
+    candidates_in = [(fmt, True) for fmt in extra] + [(fmt, False) for fmt in FORMATS.values()]
+    for registered, own in candidates_in:
+        fmt = registered.bind(raw[:BIND_LINES])
+        readable = fmt.match_fraction(probe)
+        if readable >= PROBE_KEEP and len(probe) < len(sample):
+            readable = fmt.match_fraction(sample)
+        exact = fmt.exact_fraction(probe) if readable else 0.0
+        scored.append((readable, exact, int(fmt.generic), int(not own), -fmt.specificity(), fmt.name, fmt))
+    # Most lines read, then most lines in the format's exact layout, then a format made for these lines over
+    # a catch-all, the user's own over a built-in, and the format reading most fields.
+    scored.sort(key=lambda item: (-item[0], -item[1], *item[2:6]))
+    candidates = tuple((item[5], round(item[0], 4)) for item in scored[:3])
+    best_score, best = scored[0][0], scored[0][6]
     if best_score < MIN_CONFIDENCE:
         listed = ", ".join(f"{name} ({score:.0%})" for name, score in candidates)
         raise FormatError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
@@ -62,6 +62,8 @@ def _unescape(s: ir.StringValue) -> ir.StringValue:
 @dataclass(frozen=True)
 class NginxJsonFormat(LogFormat):
     """One JSON object per line with nginx-style (or common) key names."""
+
+    generic: ClassVar[bool] = True
 
     name: str = "nginx_json"
     description: str = "nginx JSON logs (`escape=json`), keys learned from the file: time_iso8601/time_local/msec, " \

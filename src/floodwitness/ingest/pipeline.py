@@ -28,8 +28,9 @@ import sqlglot
 from floodwitness.engine import Engine
 from floodwitness.errors import FloodwitnessError, FormatError, StoreError
 from floodwitness.formats import LogFormat, get_format
+from floodwitness.formats.clientip import TrustedProxies, with_trusted_proxies
+from floodwitness.formats.custom import compile_formats
 from floodwitness.formats.detect import SAMPLE_LINES, detect
-from floodwitness.formats.json_format import NginxJsonFormat
 from floodwitness.ingest.store import (
     MANIFEST,
     REQUESTS,
@@ -52,13 +53,22 @@ Progress = Callable[[str, int, int | None], None]
 @dataclass(frozen=True)
 class IngestOptions:
     format: str = "auto"
+    #: The user's own formats: ``nginx:<log_format>`` or ``apache:<LogFormat>`` (see formats.custom).
+    log_formats: tuple[str, ...] = ()
+    #: Networks whose X-Forwarded-For is believed (see formats.clientip); empty: client_ip is the peer.
+    trust_proxy: tuple[str, ...] = ()
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     batch_bytes: int = DEFAULT_BATCH_BYTES
     #: Text handed to the engine at once (several batches, so it parses them on every core).
     group_bytes: int = 64 << 20
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "max_line_bytes": self.max_line_bytes}
+        out: dict[str, Any] = {"format": self.format, "max_line_bytes": self.max_line_bytes}
+        if self.log_formats:
+            out["log_formats"] = list(self.log_formats)
+        if self.trust_proxy:
+            out["trust_proxy"] = list(self.trust_proxy)
+        return out
 
 
 class _NotALogError(Exception):
@@ -78,8 +88,12 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     """Ingest ``specs`` (files, globs, directories, ``-``) into a new store at ``out``."""
     options = options or IngestOptions()
     root = Path(out)
+    own = compile_formats(options.log_formats)  # the options first: a bad one fails before any reading
+    trust = TrustedProxies.parse(options.trust_proxy)
+    fixed = None if options.format == "auto" else get_format(options.format, own)
+    if fixed is None and len(own) == 1:
+        fixed = own[0]  # one format of the user's own: the logs are in it
     inputs = discover(specs)
-    fixed = None if options.format == "auto" else get_format(options.format)
     _check_out(root, overwrite)
     # Built beside the target and swapped in at the end: a failed run (or an interrupted one) leaves any
     # previous store untouched and no half-written one behind.
@@ -92,7 +106,8 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
         (work / REQUESTS).mkdir(parents=True)
         for source in inputs:
             try:
-                record = _ingest_one(engine, source, len(manifest.inputs), work, fixed, options, progress)
+                record = _ingest_one(engine, source, len(manifest.inputs), work, fixed, options, progress,
+                                     own=own, trust=trust)
             except _NotALogError as skip:
                 manifest.skipped.append(skip.record)
                 continue
@@ -152,7 +167,8 @@ def _with_progress(batches: Iterator[pa.RecordBatch], account: FileAccount, tota
 
 
 def _ingest_one(engine: Engine, source: InputFile, file_id: int, root: Path, fixed: LogFormat | None,
-                options: IngestOptions, progress: Progress | None) -> InputRecord:
+                options: IngestOptions, progress: Progress | None, *, own: tuple[LogFormat, ...] = (),
+                trust: TrustedProxies | None = None) -> InputRecord:
     account, batches = iter_line_batches(source, file_id, max_line_bytes=options.max_line_bytes,
                                          batch_bytes=options.batch_bytes)
     total = None if source.is_stdin else Path(source.path).stat().st_size
@@ -162,13 +178,13 @@ def _ingest_one(engine: Engine, source: InputFile, file_id: int, root: Path, fix
     confidence: float | None = None
     if first is None or first.num_rows == 0:
         fmt = None
-    elif fixed is None or isinstance(fixed, NginxJsonFormat):
+    else:
         sample = _sample(first)
         if fixed is not None:
             fmt = fixed.bind(sample)
         else:
             try:
-                detection = detect(sample, source=source.path)
+                detection = detect(sample, source=source.path, extra=own)
             except FormatError as exc:
                 if source.explicit:
                     raise
@@ -177,10 +193,10 @@ def _ingest_one(engine: Engine, source: InputFile, file_id: int, root: Path, fix
                 raise _NotALogError({"path": source.path, "sha256": account.raw.sha256, "bytes": account.raw.bytes_read,
                                 "reason": exc.message}) from None
             fmt, confidence = detection.format, detection.confidence
-            if isinstance(fmt, NginxJsonFormat):
-                fmt = fmt.bind(sample)
     parts: list[str] = []
     if fmt is not None and first is not None:
+        if trust is not None and trust:
+            fmt = with_trusted_proxies(fmt, trust)
         parts = _parse_to_parquet(engine, fmt, itertools.chain([first], batches), source, file_id, root, options)
     return _record(engine, account, fmt, confidence, root, parts)
 
@@ -294,10 +310,10 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
     """Parse every batch with ``fmt`` and write one zstd Parquet part per group of batches."""
     table_name = LINES_TABLE
     parts: list[str] = []
-    sql = parse_sql(fmt)
     try:
         with engine.parquet_sink() as sink:
             for index, group in enumerate(_prefetched(_groups(batches, options.group_bytes))):
+                sql = parse_sql(fmt)  # compiled once per format (cached); a W3C header change gives a new one
                 engine.register_table(table_name, group)
                 try:
                     part = f"part-{file_id:05d}-{index:05d}.parquet"
@@ -305,6 +321,7 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
                     parts.append(part)
                 finally:
                     engine.unregister(table_name)
+                fmt = fmt.after(group)
     except FloodwitnessError:
         raise
     except Exception as exc:  # an engine failure is a bug: report it naming the file, not a traceback
