@@ -414,5 +414,48 @@ def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | Non
         click.echo(f"\nTruth: {expected}; floodwitness said: {got} ({'right' if got == expected else 'WRONG'}).")
 
 
+@main.command("watch")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--alerts", "alerts_out", default="-", show_default=True, metavar="FILE",
+              help="Append alerts as NDJSON to FILE (- for stdout).")
+@click.option("--webhook", metavar="URL", help="Also POST each alert as JSON to URL (retried, never blocking).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="N",
+              help="Serve Prometheus metrics on 127.0.0.1:N (needs the `watch` extra).")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Checkpoint offsets and window state in DIR; a restart resumes where it stopped.")
+@click.option("--replay", is_flag=True, help="Read finished logs to their end as if live, as fast as possible, "
+              "with the logs' own timestamps as the clock.")
+@click.option("--from-start", is_flag=True, help="Live: read existing files from their first line, not their end.")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", *sorted(FORMATS)]), help="Log format (auto-detected per file).")
+@click.option("--idle-exit", type=float, metavar="SECONDS", help="Live: stop after SECONDS without a new line.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr at the end.")
+def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, metrics_port: int | None,
+                  state_dir: str | None, replay: bool, from_start: bool, fmt: str, idle_exit: float | None,
+                  quiet: bool) -> None:
+    """Follow LOGS (files or globs, like `tail -F`, or - for stdin) and raise alerts as NDJSON lines
+    ({"type": "alert"|"update"|"resolved", "kind", "log_time", "detected_at", "window", "summary",
+    "top_sources", "blocklist"}) when the traffic or the server errors break from the rolling baseline."""
+    from floodwitness.watch import Watcher, WatchOptions  # noqa: PLC0415
+    from floodwitness.watch.alerts import Metrics, NdjsonSink, WebhookSender  # noqa: PLC0415
+
+    sinks: list[Any] = [NdjsonSink(alerts_out, protect=frozenset(logs))]
+    hook = WebhookSender(webhook) if webhook else None
+    sinks += [hook] if hook else []
+    metrics = Metrics(metrics_port) if metrics_port else None
+    options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit)
+    try:
+        summary = Watcher(list(logs), options, sinks, metrics.update if metrics else None).run()
+    finally:
+        for sink in sinks:
+            sink.close()
+        if metrics is not None:
+            metrics.close()
+    if not quiet:
+        rejected = sum(summary.rejected.values())
+        click.echo(f"watched {summary.lines:,} lines ({summary.parsed:,} parsed, {rejected:,} rejected) in "
+                   f"{summary.seconds:.1f} s: {summary.alerts} alert(s), {summary.events} event(s)", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ the baseline audience's: do they load assets and carry referers like people, or 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,20 @@ class Composition:
     known_clients_active: int
     known_clients_with_errors: int
     clients_table: pa.Table = field(repr=False)  # one row per client of the window
+
+
+def excess_share(part: float, excess: float) -> float:
+    """``part`` of the requests as a share of the ``excess`` (clipped to 0..1; 0 without excess)."""
+    return float(min(max(part / excess, 0.0), 1.0)) if excess > 0 else 0.0
+
+
+def concentration(per_source: np.ndarray, excess: float) -> tuple[float, int]:
+    """(requests of the 10 heaviest sources, how many of the heaviest sources make 80% of ``excess``) from
+    requests per source (every source, or the heavy hitters of a sketch: the rest are lighter)."""
+    ordered = np.sort(np.asarray(per_source, dtype=float))[::-1]
+    cumulative = np.cumsum(ordered)
+    sources_80 = int(np.searchsorted(cumulative, 0.8 * excess) + 1) if excess > 0 else 0
+    return float(ordered[:10].sum()), sources_80
 
 
 def _behaviour(data: Dataset, t: Any) -> Behaviour:
@@ -184,14 +199,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     new_net_requests = float(n[~is_known & ~known_net].sum())
     known_requests = requests - new_requests
 
-    def share(part: float) -> float:
-        return float(min(max(part / excess, 0.0), 1.0)) if excess > 0 else 0.0
-
-    order = np.argsort(-n)
-    top10 = float(n[order[:10]].sum())
-    # the heavy sources' share of the excess: what they sent beyond an ordinary client's share
-    cumulative = np.cumsum(n[order])
-    sources_80 = int(np.searchsorted(cumulative, 0.8 * excess) + 1) if excess > 0 else 0
+    share = functools.partial(excess_share, excess=excess)
+    top10, sources_80 = concentration(n, excess)
     new_rows = in_ranges(t, [window])
     new_rows = new_rows.filter(~new_rows.client_ip.isin(known.client_ip))
     base_p50, base_p99 = _rates(data, base)

@@ -45,6 +45,18 @@ def suspects(comp: Composition) -> pa.Table:
     return t.filter(pc.and_(new, pc.or_(new_net, botlike)))
 
 
+def attack_and_failure(requests: np.ndarray, errors: np.ndarray, suspect: np.ndarray, level: np.ndarray,
+                       expected_errors: np.ndarray, usual_share: float, policy: WindowPolicy,
+                       seconds: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per stretch (minute, or ``seconds``): does the suspects' traffic make a real share of it (attack), and
+    are its server errors anomalous with (almost) no suspect traffic (a failure the attack does not explain)?"""
+    anomalous = error_anomaly(requests, errors, expected_errors, usual_share, policy, seconds)
+    suspect_share = np.where(requests > 0, suspect / np.maximum(requests, 1), 0.0)
+    floor = policy.min_excess_per_minute * seconds / 60
+    attack = (suspect > np.maximum(floor, 0.5 * level)) & (suspect_share > 0.2)
+    return np.asarray(attack), np.asarray(anomalous & (suspect_share < 0.05))
+
+
 def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Composition, start_index: int,
                    end_index: int, policy: WindowPolicy, margin: int = 5) -> Phases:
     lo, hi = max(0, start_index - margin), min(tl.minutes, end_index + margin)
@@ -62,10 +74,8 @@ def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Compositio
     errors = tl.status_5xx[lo:hi]
     level = base.level[lo:hi]
     expected_errors = base.errors[lo:hi]
-    anomalous = error_anomaly(requests, errors, expected_errors, base.error_share, policy)
-    suspect_share = np.where(requests > 0, suspect_per_minute / np.maximum(requests, 1), 0.0)
-    attack = (suspect_per_minute > np.maximum(policy.min_excess_per_minute, 0.5 * level)) & (suspect_share > 0.2)
-    failure = anomalous & (suspect_share < 0.05)
+    attack, failure = attack_and_failure(requests, errors, suspect_per_minute, level, expected_errors,
+                                         base.error_share, policy)
     attack_idx = [lo + i for i in np.flatnonzero(attack).tolist()]
     failure_idx = [lo + i for i in np.flatnonzero(failure).tolist()]
     lead = sum(1 for i in failure_idx if attack_idx and i < attack_idx[0])

@@ -83,12 +83,31 @@ def volume_limit(expected: np.ndarray, policy: WindowPolicy, seconds: float = 60
 
 
 def error_anomaly(requests: np.ndarray, errors: np.ndarray, expected_errors: np.ndarray, usual_share: float,
-                  policy: WindowPolicy) -> np.ndarray:
-    """Minutes whose server errors jump in count (beyond noise) and in share of requests."""
+                  policy: WindowPolicy, seconds: float = 60.0) -> np.ndarray:
+    """Stretches (minutes, or ``seconds`` long) whose server errors jump in count (beyond noise) and in share
+    of requests; the absolute margin is scaled to the stretch's length (never below 3 errors)."""
     share = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
     excess = errors - expected_errors
-    noise = np.maximum(policy.min_error_excess, policy.sigma * np.sqrt(np.maximum(expected_errors, 1.0)))
+    floor = policy.min_error_excess if seconds == 60.0 else max(policy.min_error_excess * seconds / 60, 3.0)
+    noise = np.maximum(floor, policy.sigma * np.sqrt(np.maximum(expected_errors, 1.0)))
     return np.asarray((excess > noise) & (share - usual_share > policy.error_share_delta))
+
+
+def volume_anomaly(requests: np.ndarray, expected: np.ndarray, policy: WindowPolicy,
+                   seconds: float = 60.0) -> np.ndarray:
+    """Stretches whose requests exceed ``expected`` by every margin of :func:`volume_limit`."""
+    return np.asarray(requests > expected + volume_limit(expected, policy, seconds))
+
+
+def latency_anomaly(requests: np.ndarray, p95_time: np.ndarray, expected: np.ndarray, usual_p95: float,
+                    policy: WindowPolicy, seconds: float = 60.0) -> np.ndarray:
+    """Stretches whose 95th-percentile request time jumps far above the usual one, with enough requests
+    to mean it (and not a trickle far below the usual level)."""
+    if not np.isfinite(usual_p95):
+        return np.zeros(len(requests), dtype=bool)
+    limit = max(policy.latency_factor * usual_p95, usual_p95 + policy.min_latency_excess)
+    slow = (np.nan_to_num(p95_time, nan=0.0) > limit) & (requests >= policy.min_requests_for_latency * seconds / 60)
+    return np.asarray(slow & (requests >= 0.3 * expected))
 
 
 def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
@@ -103,14 +122,12 @@ def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
         errors = _rolling_median(e, usable, policy.baseline_half_width)
         total = r[usable].sum()
         share = float(e[usable].sum() / total) if total else 0.0
-        volume = r > level + volume_limit(level, policy)
+        volume = volume_anomaly(r, level, policy)
         error = error_anomaly(r, e, errors, share, policy)
         slow = np.zeros(n, dtype=bool)
         if tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
             p95 = float(np.nanmedian(tl.p95_time[usable]))
-            limit = max(policy.latency_factor * p95, p95 + policy.min_latency_excess)
-            slow = (np.nan_to_num(tl.p95_time, nan=0.0) > limit) & (r >= policy.min_requests_for_latency)
-            slow &= r >= 0.3 * level
+            slow = latency_anomaly(r, tl.p95_time, level, p95, policy)
         if n > 2:  # the first and last minute of the data are partial: their error share and latency are noise
             error[[0, -1]] = False
             slow[[0, -1]] = False
@@ -214,7 +231,7 @@ def refine_edges(tl: Timeline, base: Baseline, w: Window, start_counts: tuple[np
         err = np.convolve(errors, kernel, mode="valid")
         expected = level * window / 60
         expected_err = err_level * window / 60
-        volume = req > expected + volume_limit(np.array([expected]), policy, seconds=window)
+        volume = volume_anomaly(req, np.full(len(req), expected), policy, seconds=window)
         failing = (err - expected_err > max(policy.min_error_excess * window / 60, 3.0)) & \
             (err > (base.error_share + policy.error_share_delta) * np.maximum(req, 1))
         return np.asarray(volume | failing)

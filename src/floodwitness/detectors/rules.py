@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 
@@ -15,6 +15,9 @@ from floodwitness.analysis.phases import minute_span, suspects
 from floodwitness.detectors.base import Context, Finding, detector
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 
+if TYPE_CHECKING:
+    from floodwitness.analysis.composition import Composition
+
 
 def _fid(ctx: Context, name: str) -> str:
     return f"I{ctx.incident + 1}-{name}"
@@ -22,6 +25,36 @@ def _fid(ctx: Context, name: str) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+# -- The conditions each detector states, on a composition alone: shared with live detection (watch), which
+# -- computes the same composition from sketches and cannot run the evidence queries.
+
+def new_networks_hold(c: Composition) -> bool:
+    return c.excess > 0 and c.new_network_excess_share >= 0.25
+
+
+def known_clients_hold(c: Composition) -> bool:
+    return c.excess > 0 and c.known_excess_share >= 0.4
+
+
+def familiar_crowd_holds(c: Composition) -> bool:
+    nb, bb = c.new_behaviour, c.baseline_behaviour
+    return c.excess > 0 and c.new_excess_share >= 0.4 and c.new_network_excess_share <= 0.4 and \
+        nb.asset_share >= 0.6 * bb.asset_share
+
+
+def bot_behaviour_holds(c: Composition) -> bool:
+    nb, bb = c.new_behaviour, c.baseline_behaviour
+    return c.excess > 0 and nb.requests >= 0.2 * c.excess and nb.asset_share < 0.3 * max(bb.asset_share, 0.05)
+
+
+def cache_busting_holds(c: Composition) -> bool:
+    return c.new_behaviour.query_share >= 0.5 and c.new_behaviour.unique_query_share >= 0.8
+
+
+def concentrated_sources_hold(c: Composition) -> bool:
+    return c.excess > 0 and (c.sources_for_80pct <= 10 or c.top10_excess_share >= 0.8)
 
 
 @detector
@@ -82,7 +115,7 @@ def server_errors(ctx: Context) -> list[Finding]:
 @detector
 def new_networks(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if c.excess <= 0 or c.new_network_excess_share < 0.25:
+    if not new_networks_hold(c):
         return []
     sus = suspects(ctx.composition)
     top = sus.sort_by([("requests", "descending")]).slice(0, 20).column("client_ip").to_pylist()
@@ -105,7 +138,7 @@ def new_networks(ctx: Context) -> list[Finding]:
 @detector
 def known_clients_surge(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if c.excess <= 0 or c.known_excess_share < 0.4:
+    if not known_clients_hold(c):
         return []
     query = window_sql(ctx, select="client_ip, count(*) AS requests, count(*) FILTER (WHERE status >= 500) AS errors",
                        where=f"client_ip IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
@@ -124,9 +157,7 @@ def known_clients_surge(ctx: Context) -> list[Finding]:
 def familiar_crowd(ctx: Context) -> list[Finding]:
     c = ctx.composition
     nb, bb = c.new_behaviour, c.baseline_behaviour
-    if c.excess <= 0 or c.new_excess_share < 0.4 or c.new_network_excess_share > 0.4:
-        return []
-    if nb.asset_share < 0.6 * bb.asset_share:
+    if not familiar_crowd_holds(c):
         return []
     query = window_sql(ctx, select="referer, count(*) AS n", group="1", order="2 DESC")
     return [Finding(
@@ -145,7 +176,7 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
 def bot_behaviour(ctx: Context) -> list[Finding]:
     c = ctx.composition
     nb, bb = c.new_behaviour, c.baseline_behaviour
-    if c.excess <= 0 or nb.requests < 0.2 * c.excess or nb.asset_share >= 0.3 * max(bb.asset_share, 0.05):
+    if not bot_behaviour_holds(c):
         return []
     out = []
     query = window_sql(ctx, select="path, count(*) AS n, count(*) FILTER (WHERE " + ASSET_SQL + ") AS assets",
@@ -159,7 +190,7 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
                      "referer_share": round(nb.referer_share, 3), "top_path": nb.top_path,
                      "top_path_share": round(nb.top_path_share, 3)},
         confidence=0.85, evidence=samples(ctx, lambda t: ~is_asset(t) & t.referer.isnull(), query)))
-    if nb.query_share >= 0.5 and nb.unique_query_share >= 0.8:
+    if cache_busting_holds(c):
         q = window_sql(ctx, select="count(*) AS requests, count(DISTINCT query) AS distinct_queries",
                        where="query IS NOT NULL")
         out.append(Finding(
@@ -175,7 +206,7 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
 @detector
 def concentrated_sources(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if c.excess <= 0 or not (c.sources_for_80pct <= 10 or c.top10_excess_share >= 0.8):
+    if not concentrated_sources_hold(c):
         return []
     table = c.clients_table.sort_by([("requests", "descending")]).slice(0, 10)
     top = table.column("client_ip").to_pylist()

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping
 
 SCHEMA = "floodwitness.truth/1"
+_STAMP = re.compile(r"\[([^\]]+)\]")
+
+
+def first_request_of(log: str | os.PathLike[str], addresses: set[str]) -> datetime:
+    """Time of the first line of a simulated (combined-style) ``log`` sent by one of ``addresses``: the
+    attack's first request, which detection delay is measured from (a scan of the file, for tests and
+    benchmarks)."""
+    with open(log, encoding="utf-8") as fh:
+        for line in fh:
+            if line.split(" ", 1)[0] in addresses:
+                match = _STAMP.search(line)
+                if match:
+                    return datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z")
+    raise ValueError(f"{log}: no request from the given addresses")
 
 
 def rfc3339(d: datetime) -> str:
