@@ -197,13 +197,14 @@ def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out:
 
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
-                  quiet: bool, html_out: str | None = None, markdown_out: str | None = None) -> dict[str, Any]:
+                  quiet: bool, html_out: str | None = None, markdown_out: str | None = None,
+                  sources: dict[str, Any] | None = None) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
     options = AnalyzeOptions(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
-                             baseline=_parse_range(baseline))
+                             baseline=_parse_range(baseline), **_source_options(sources or {}))
     if fmt != "auto" and fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
     with _progress(quiet) as progress:
@@ -223,6 +224,17 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
     return report
 
 
+def _source_options(sources: dict[str, Any]) -> dict[str, Any]:
+    """--geoip, --asn, --fingerprints: checked before any log is read (a bad file fails at once)."""
+    from floodwitness.detectors.fingerprints import load_rules  # noqa: PLC0415
+    from floodwitness.enrich import Enricher  # noqa: PLC0415
+
+    fingerprints = tuple(sources.get("fingerprints") or ())
+    load_rules(fingerprints)
+    Enricher(sources.get("geoip"), sources.get("asn")).close()
+    return {"geoip": sources.get("geoip"), "asn": sources.get("asn"), "fingerprints": fingerprints}
+
+
 @main.command("analyze")
 @click.argument("logs", nargs=-1, required=True)
 @click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
@@ -236,15 +248,23 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
 @click.option("--format", "fmt", default="auto", show_default=True, help="Log format (see `floodwitness formats`).")
 @click.option("--store", "keep_store", metavar="DIR",
               help="Keep the parsed logs as a store in DIR (the evidence queries then run on it later).")
+@click.option("--geoip", metavar="FILE", help="Countries from this .mmdb (GeoLite2/GeoIP2, DB-IP, IPinfo) instead of "
+              "the bundled database.")
+@click.option("--asn", metavar="FILE", help="AS numbers and names from this .mmdb (GeoLite2-ASN, DB-IP, IPinfo) "
+              "instead of the bundled database (which has AS names only).")
+@click.option("--fingerprints", metavar="FILE", multiple=True,
+              help="Add the tool/botnet rules of this JSON file to the bundled ones (docs/fingerprints.md); "
+              "repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
-                    keep_store: str | None, quiet: bool) -> None:
+                    keep_store: str | None, geoip: str | None, asn: str | None, fingerprints: tuple[str, ...],
+                    quiet: bool) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
-                  markdown_out=markdown_out)
+                  markdown_out=markdown_out, sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints})
 
 
 @main.command("report")
