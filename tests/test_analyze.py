@@ -206,3 +206,49 @@ def test_since_until_restrict_the_analysis(reports: dict[str, Any]) -> None:
     assert later["verdict"]["kind"] == "no_incident"
     assert _t(later["timeline"]["start"]) >= end
     assert truth.expected_verdict == "dos"
+
+
+def _cites(report: dict[str, Any], kind: str, finding_id: str) -> bool:
+    hyp = next(h for h in report["verdict"]["hypotheses"] if h["kind"] == kind)
+    return any(item.endswith(f"[{finding_id}]") for item in hyp["for"])
+
+
+@pytest.mark.parametrize("kind", ["mirai", "pulse", "cachebust", "flash_crowd"])
+def test_audience_model_tells_a_crowd_from_a_botnet(reports: dict[str, Any], kind: str) -> None:
+    """A flash crowd comes from the site's usual networks, a flood from new ones, and the verdict cites it.
+    The simulator's addresses land in arbitrary real ASes of the bundled database, so the bounds that must
+    hold are on /24 and /16; the AS level is what the verdict's audience item needs on top of them."""
+    _, report, _ = reports[kind]
+    levels = report["sources"]["audience"]
+    assert set(levels) == {"ip", "/24", "/16", "asn", "country"}
+    if kind == "flash_crowd":
+        assert levels["/16"]["new_excess_share"] <= 0.4 and levels["asn"]["new_excess_share"] <= 0.25
+        assert levels["/16"]["new_excess_share"] < levels["/24"]["new_excess_share"]  # new visitors, usual ISPs
+        assert _cites(report, "flash_crowd", "I1-audience")
+    else:
+        assert levels["/16"]["new_excess_share"] >= 0.7 and levels["/24"]["new_excess_share"] >= 0.7
+        assert levels["/16"]["baseline_churn"] <= 0.05  # against an audience that rarely brings a new /16
+        assert _cites(report, "ddos", "I1-audience")
+    assert 0 <= levels["asn"]["unknown_share"] < 0.5
+    audience = next(f for f in report["findings"] if f["kind"] == "audience_shift")
+    assert audience["evidence"][0]["query"].startswith("SELECT split_part(client_ip")
+
+
+def test_sources_name_networks_and_the_database(reports: dict[str, Any]) -> None:
+    truth, report, folder = reports["mirai"]
+    sources = report["sources"]
+    [db] = sources["databases"]
+    assert db["date"] == "2024-06-18" and "GeoLite2" in db["name"]
+    asns, countries = sources["asns"], sources["countries"]
+    assert asns and countries
+    assert set(asns[0]) == {"asn", "as_name", "requests", "clients", "share", "baseline_share", "known"}
+    assert [a["requests"] for a in asns] == sorted((a["requests"] for a in asns), reverse=True)
+    assert sum(c["requests"] for c in countries) <= report["incidents"][0]["requests"]
+    assert any(not a["known"] for a in asns) and any(a["known"] for a in asns)
+    [flag] = [f for f in sources["flagged"] if f["rule"] == "mirai"]
+    assert flag["sources"] >= 0.9 * len(truth.attackers)  # the bots, by their user agents
+    assert {t["client_ip"] for t in flag["top"]} <= set(truth.attackers)
+    assert "never where the attacker is" in sources["attribution_caveat"]
+    result = CliRunner().invoke(main, ["analyze", str(folder / "store")])
+    assert "excess from networks new to the site: /24 " in result.output
+    assert "top AS: " in result.output and "(2024-06-18 db)" in result.output

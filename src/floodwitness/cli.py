@@ -222,13 +222,15 @@ def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out:
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
                   quiet: bool, html_out: str | None = None, markdown_out: str | None = None,
-                  rate_limits: bool = False, source: IngestOptions | None = None) -> dict[str, Any]:
+                  rate_limits: bool = False, source: IngestOptions | None = None,
+                  sources: dict[str, Any] | None = None) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
     options = AnalyzeOptions(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
-                             baseline=_parse_range(baseline), rate_limits=rate_limits)
+                             baseline=_parse_range(baseline), rate_limits=rate_limits,
+                             **_enrichment_options(sources or {}))
     source = source or _source(fmt, (), (), ())
     with _progress(quiet) as progress:
         data = open_dataset(logs, options=source, keep_store=keep_store, progress=progress)
@@ -247,6 +249,17 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
     return report
 
 
+def _enrichment_options(sources: dict[str, Any]) -> dict[str, Any]:
+    """--geoip, --asn, --fingerprints: checked before any log is read (a bad file fails at once)."""
+    from floodwitness.detectors.fingerprints import load_rules  # noqa: PLC0415
+    from floodwitness.enrich import Enricher  # noqa: PLC0415
+
+    fingerprints = tuple(sources.get("fingerprints") or ())
+    load_rules(fingerprints)
+    Enricher(sources.get("geoip"), sources.get("asn")).close()
+    return {"geoip": sources.get("geoip"), "asn": sources.get("asn"), "fingerprints": fingerprints}
+
+
 @main.command("analyze")
 @click.argument("logs", nargs=-1, required=True)
 @click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
@@ -263,18 +276,27 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
 @click.option("--rate-limits", "rate_limits", is_flag=True,
               help="Also propose rate limits and replay the incident through them (attacks only; costs time on "
                    "big logs). `floodwitness mitigate LOGS` always does.")
+@click.option("--geoip", metavar="FILE", help="Countries from this .mmdb (GeoLite2/GeoIP2, DB-IP, IPinfo) instead of "
+              "the bundled database.")
+@click.option("--asn", metavar="FILE", help="AS numbers and names from this .mmdb (GeoLite2-ASN, DB-IP, IPinfo) "
+              "instead of the bundled database (which has AS names only).")
+@click.option("--fingerprints", metavar="FILE", multiple=True,
+              help="Add the tool/botnet rules of this JSON file to the bundled ones (docs/fingerprints.md); "
+              "repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
 @_source_options
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
-                    keep_store: str | None, rate_limits: bool, quiet: bool, log_formats: tuple[str, ...],
+                    keep_store: str | None, rate_limits: bool, geoip: str | None, asn: str | None,
+                    fingerprints: tuple[str, ...], quiet: bool, log_formats: tuple[str, ...],
                     trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...]) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
                   markdown_out=markdown_out, rate_limits=rate_limits,
-                  source=_source(fmt, log_formats, trust_proxy, trust_cdn))
+                  source=_source(fmt, log_formats, trust_proxy, trust_cdn),
+                  sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints})
 
 
 @main.command("report")

@@ -25,12 +25,17 @@ if TYPE_CHECKING:
 ASSET_PATTERN = r"\.(css|js|mjs|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|eot|map)$"
 
 
-def in_ranges(t: Any, ranges: list[tuple[datetime, datetime]]) -> Any:
+def range_condition(t: Any, ranges: list[tuple[datetime, datetime]]) -> Any:
+    """True for the rows of ``t`` inside one of ``ranges``."""
     cond = ibis.literal(False)
     for start, end in ranges:
         cond |= (t.ts >= ibis.literal(start, type="timestamp('UTC')")) & \
             (t.ts < ibis.literal(end, type="timestamp('UTC')"))
-    return t.filter(cond)
+    return cond
+
+
+def in_ranges(t: Any, ranges: list[tuple[datetime, datetime]]) -> Any:
+    return t.filter(range_condition(t, ranges))
 
 
 def network(ip: Any, family: Any) -> Any:
@@ -132,11 +137,12 @@ def _rates(data: Dataset, t: Any) -> tuple[float, float]:
     return float(values["p50"] or 0.0), float(values["p99"] or 0.0)
 
 
-def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[float, float]:
-    """Share of requests (and of their networks) in the last part of the baseline from clients unseen
-    in the part before it: how much "new" an ordinary stretch of this site's traffic has."""
+def split_baseline(baseline: list[tuple[datetime, datetime]]) -> tuple[list[tuple[datetime, datetime]],
+                                                                     list[tuple[datetime, datetime]]]:
+    """The baseline's last half hour (at most a third of it) as the reference, and the part before it: how
+    many of the reference's clients (or networks) the prior part never saw is the site's ordinary churn."""
     if not baseline:
-        return 0.0, 0.0
+        return [], []
     total = sum((b - a).total_seconds() for a, b in baseline)
     cut_seconds = min(1800.0, total / 3)
     remaining = cut_seconds
@@ -153,6 +159,13 @@ def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[fl
             reference.append((split, b))
             prior.append((a, split))
             remaining = 0
+    return prior, reference
+
+
+def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[float, float]:
+    """Share of requests (and of their networks) in the last part of the baseline from clients unseen
+    in the part before it: how much "new" an ordinary stretch of this site's traffic has."""
+    prior, reference = split_baseline(baseline)
     if not prior:
         return 0.0, 0.0
     t = data.requests

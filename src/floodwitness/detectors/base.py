@@ -34,6 +34,8 @@ FINDING_KINDS: dict[str, FindingKind] = {
     "cache_busting": FindingKind("Random query strings that defeat caches", "high", "T1499.002"),
     "concentrated_sources": FindingKind("A handful of sources made most of the excess", "high", "T1499.002"),
     "tool_fingerprint": FindingKind("Requests match a known attack tool or botnet", "high", "T1499.002"),
+    "audience_shift": FindingKind("Where the incident's sources sit against the site's usual audience: new "
+                                  "networks, ASes and countries, and how concentrated the traffic is", "info"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high"),
 }
 

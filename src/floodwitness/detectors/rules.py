@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
+from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
-
-import ibis
 
 from floodwitness.analysis.composition import in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
 from floodwitness.detectors.base import Context, Finding, detector
+from floodwitness.detectors.behaviour import RuleFlags, flag_sources
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
+from floodwitness.detectors.fingerprints import Rule, bundled_rules
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
 
 
@@ -222,62 +224,91 @@ def concentrated_sources(ctx: Context) -> list[Finding]:
         confidence=0.9, evidence=samples(ctx, lambda t: t.client_ip.isin(top[:3]), query))]
 
 
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    description: str
-    spec: dict[str, Any]
-
-    def predicate(self, t: Any) -> Any:
-        s, cond = self.spec, ibis.literal(True)
-        if "user_agents" in s:
-            cond &= t.user_agent.isin(s["user_agents"])
-        if s.get("referer_absent"):
-            cond &= t.referer.isnull()
-        if "query_regex" in s:
-            cond &= t.query.notnull() & t.query.re_search(s["query_regex"])
-        if s.get("query_absent"):
-            cond &= t.query.isnull()
-        if "path_regex" in s:
-            cond &= t.path.re_search(s["path_regex"])
-        if "referer_regex" in s:
-            cond &= t.referer.notnull() & t.referer.re_search(s["referer_regex"])
-        if "status" in s:
-            cond &= t.status == s["status"]
-        if "bytes" in s:
-            cond &= t.bytes == s["bytes"]
-        return cond
+def _rules(ctx: Context) -> tuple[Rule, ...]:
+    rules: tuple[Rule, ...] | None = ctx.extras.get("rules")
+    return rules if rules is not None else bundled_rules()
 
 
-@cache
-def rules() -> tuple[Rule, ...]:
-    data = json.loads(resources.files("floodwitness").joinpath("data/fingerprints.json").read_text("utf-8"))
-    return tuple(Rule(r["name"], r["description"], r) for r in data["rules"])
+def _from_sources(t: Any, ips: list[str]) -> Any:
+    return t.client_ip.isin(ips)
 
 
 @detector
 def tool_fingerprint(ctx: Context) -> list[Finding]:
+    """Rules with request conditions count their matching requests; rules about a source's behaviour as a
+    whole (a bucket only, e.g. switching user agents) count the requests of the sources they flag."""
     t = in_ranges(ctx.data.requests, [ctx.window])
-    aggs = {}
-    for r in rules():  # one scan of the window for every rule's requests and clients
+    rules = _rules(ctx)
+    flags: list[RuleFlags] | None = ctx.extras.get("flags")
+    if flags is None:
+        flags = flag_sources(ctx.data, rules, ctx.window)
+    flagged = {f.rule.name: f for f in flags}
+    # a rule without a bucket flags every source with a matching request: its flags count its matches already
+    counted = [r for r in rules if r.per_request and (r.bucket.capacity or r.bucket.distinct)]
+    aggs: dict[str, Any] = {}
+    for r in counted:  # one scan of the window for every counted rule's requests and clients
         aggs[r.name] = r.predicate(t).sum()
         aggs[f"{r.name}__clients"] = t.client_ip.nunique(where=r.predicate(t))
-    row = ctx.data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0]
+    row = ctx.data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0] if aggs else {}
+    for r in rules:
+        if r.per_request and r.name not in row:
+            row[r.name] = sum(s.requests for s in flagged[r.name].sources) if r.name in flagged else 0
     out = []
     total = max(ctx.composition.requests, 1)
-    for rule in rules():
-        hits = int(row[rule.name] or 0)
+    for rule in rules:
+        predicate: Callable[[Any], Any]
+        if rule.per_request:
+            hits, predicate = int(row[rule.name] or 0), rule.predicate
+        elif rule.name in flagged:
+            hits = sum(s.requests for s in flagged[rule.name].sources)
+            predicate = partial(_from_sources, ips=sorted(flagged[rule.name].ips))
+        else:
+            continue
         if hits < 20 or hits / total < 0.02:
             continue
-        clients = int(row[f"{rule.name}__clients"] or 0)
+        # a bucket flags only some of the matching sources: count them all
+        clients = int(row[f"{rule.name}__clients"] or 0) if rule in counted else len(flagged[rule.name].sources)
         out.append(Finding(
             _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
             f"{hits:,} requests ({_pct(hits / total)}) from {clients:,} clients match {rule.name}: {rule.description}",
             ctx.window, {"rule": rule.name, "requests": hits, "share": round(hits / total, 3), "clients": int(clients)},
             confidence=0.9 if hits / total > 0.2 else 0.7,
-            evidence=samples(ctx, rule.predicate, f"-- rule {rule.name}: {json.dumps(rule.spec)}\n" +
-                             window_sql(ctx, select="count(*)"))))
+            evidence=samples(ctx, predicate, f"-- rule {rule.name} ({rule.origin}): {json.dumps(rule.spec)}"
+                             + (f", per source {json.dumps(asdict(rule.bucket))}" if not rule.per_request else "")
+                             + "\n" + window_sql(ctx, select="count(*)"))))
     return out
+
+
+_LEVEL_NAMES = {"ip": "addresses", "/24": "/24s", "/16": "/16s", "asn": "ASes", "country": "countries"}
+
+
+@detector
+def audience_shift(ctx: Context) -> list[Finding]:
+    """Where the excess came from against the site's usual audience, level by level."""
+    audience: Audience | None = ctx.extras.get("audience")
+    c = ctx.composition
+    if audience is None or c.excess <= 0:
+        return []
+    levels = [lv for lv in audience.levels if lv.level != "ip"]
+    parts = [f"{_LEVEL_NAMES[lv.level]} {_pct(lv.new_excess_share)} (normal churn {_pct(lv.baseline_churn)})"
+             for lv in levels]
+    conc = [f"{_LEVEL_NAMES[lv.level]} {_pct(lv.top10_share)} (baseline {_pct(lv.baseline_top10_share)})"
+            for lv in levels if lv.level in ("/16", "asn", "country")]
+    claim = ("share of the excess from networks never seen in the baseline: " + ", ".join(parts)
+             + "; top-10 share of requests: " + ", ".join(conc))
+    if audience.note:
+        claim += f" ({audience.note})"
+    sus = suspects(c)
+    top = sus.sort_by([("requests", "descending")]).slice(0, 20).column("client_ip").to_pylist()
+    net = "split_part(client_ip, '.', 1) || '.' || split_part(client_ip, '.', 2)"
+    query = window_sql(ctx, select=f"{net} AS net16, count(*) AS requests, count(DISTINCT client_ip) AS clients",
+                       where=f"{net} NOT IN (SELECT {net} FROM read_parquet('{ctx.data.parquet_glob}') "
+                             f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))",
+                       group="1", order="2 DESC")
+    metrics: dict[str, Any] = {lv.level: lv.to_dict() for lv in audience.levels}
+    metrics["databases"] = [f"{d['name']} ({d['date']})" for d in audience.databases]
+    return [Finding(_fid(ctx, "audience"), "audience_shift", claim, ctx.window, metrics, confidence=0.8,
+                    evidence=samples(ctx, (lambda t: t.client_ip.isin(top)) if top else None, query))]
 
 
 @detector

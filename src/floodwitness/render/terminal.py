@@ -70,7 +70,15 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             tag = "known" if s["known"] else ("new, known net" if s["known_network"] else "new net")
             _line(console, f"  {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
                            f"{s['rate_rps']:>7.1f}/s  {tag}")
+        _audience_lines(console, sources)
         _line(console, f"  note: {sources['attribution_caveat']}", "dim")
+    flagged = sources.get("flagged") or []
+    if flagged and not sources.get("top"):
+        console.print()
+        _line(console, "Sources flagged by behaviour (no incident)", "bold")
+    for f in flagged[:4]:
+        ips = ", ".join(terminal_safe(t["client_ip"], 40) for t in f["top"][:3])
+        _line(console, f"  {f['rule']}: {f['sources']:,} source(s), {f['requests']:,} req ({ips})")
     targets = report.get("targets") or {}
     if targets.get("top_paths"):
         console.print()
@@ -109,3 +117,21 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     rejected = sum(i["lines_rejected"] for i in inputs)
     _line(console, f"Inputs: {len(inputs)} file(s), {read:,} lines read, {rejected:,} rejected; "
                    f"SHA-256 in the JSON report", "dim")
+
+
+_LEVELS = (("/24", "/24"), ("/16", "/16"), ("asn", "AS"), ("country", "country"))
+
+
+def _audience_lines(console: Console, sources: dict[str, Any]) -> None:
+    """The audience model in two lines: new networks per level, and the top ASes with the database's date."""
+    levels = sources.get("audience") or {}
+    parts = [f"{label} {levels[key]['new_excess_share']:.0%}" for key, label in _LEVELS if key in levels]
+    if parts:
+        _line(console, "  excess from networks new to the site: " + ", ".join(parts))
+    asns = sources.get("asns") or []
+    if asns:
+        dbs = sources.get("databases") or []
+        date = f" ({terminal_safe(dbs[0].get('date'), 12)} db)" if dbs and dbs[0].get("date") else ""
+        top = ", ".join(f"{terminal_safe(a.get('as_name') or a.get('asn') or '?', 24)} {a['share']:.0%}"
+                        for a in asns[:3])
+        _line(console, f"  top AS: {top}{date}")

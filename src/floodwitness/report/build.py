@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from floodwitness import __version__
+from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
 from floodwitness.analysis.composition import Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.timeline import Timeline, build_timeline, first_seen_per_minute, per_second
@@ -30,6 +31,9 @@ from floodwitness.analysis.windows import (
     window_times,
 )
 from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
+from floodwitness.detectors.behaviour import RuleFlags, flag_sources
+from floodwitness.detectors.fingerprints import Rule, load_rules
+from floodwitness.enrich import Enricher
 from floodwitness.errors import UsageError
 from floodwitness.mitigation import BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
@@ -64,6 +68,10 @@ class AnalyzeOptions:
     #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
     #: costs more than the rest of the analysis on big logs; `mitigate` turns it on.
     rate_limits: bool = False
+    geoip: str | None = None         # a country .mmdb (else the bundled database)
+    asn: str | None = None           # an ASN .mmdb (else the bundled database, AS names only)
+    enrich: bool = True              # AS and country levels of the audience model
+    fingerprints: tuple[str, ...] = ()  # rule files added to the bundled fingerprints
 
 
 @dataclass
@@ -79,6 +87,8 @@ class IncidentResult:
     peak_second: datetime  # the busiest second
     peak_rps: float        # requests in the busiest second
     baseline_rps: float
+    audience: Audience | None = None
+    flags: list[RuleFlags] = field(default_factory=list)  # sources flagged by a fingerprint rule in the window
 
     @property
     def weight(self) -> float:
@@ -109,14 +119,27 @@ def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
     return start - timedelta(seconds=earlier), end + timedelta(seconds=later)
 
 
+@dataclass
+class _Shared:
+    """What every incident of one analysis reads: the baseline's clients, the enricher, the rules."""
+
+    baseline_clients: pa.Table
+    enricher: Enricher | None
+    rules: tuple[Rule, ...]
+
+
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
-              baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions) -> IncidentResult:
+              baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions,
+              shared: _Shared) -> IncidentResult:
     times = _refined(data, tl, base, w, options)
     expected = float(base.level[w.start_index:w.end_index].sum())
     comp = compose(data, times, baseline_ranges, expected)
     phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
+    audience = audience_of(comp, shared.baseline_clients, shared.enricher)
+    flags = flag_sources(data, shared.rules, times)
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
-                  extras={"baseline_ranges": baseline_ranges})
+                  extras={"baseline_ranges": baseline_ranges, "audience": audience, "rules": shared.rules,
+                          "flags": flags})
     findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
@@ -128,7 +151,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     return IncidentResult(index, w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
-                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0)
+                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, flags)
 
 
 def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
@@ -138,8 +161,15 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     base = baseline_and_flags(tl, options.policy)
     windows = find_windows(tl, base, options.policy)
     baseline_ranges = _baseline_ranges(tl, base, windows, options)
-    results = [_incident(data, tl, base, w, i, baseline_ranges, options)
-               for i, w in enumerate(windows[: options.max_incidents])]
+    rules = load_rules(options.fingerprints)
+    enricher = Enricher(options.geoip, options.asn) if options.enrich else None
+    try:
+        shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
+        results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
+                   for i, w in enumerate(windows[: options.max_incidents])]
+    finally:
+        if enricher is not None:
+            enricher.close()
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
     main = results[0] if results else None
@@ -158,11 +188,13 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     }
     if main is not None:
         report["sources"] = _sources(data, main, baseline_ranges)
+        report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
         report["targets"] = _targets(data, main)
         report["impact"] = _impact(main)
         report["mitigation"] = _mitigation(data, main, baseline_ranges, options)
     else:
-        report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1]}, {}
+        report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
+                                                "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
         report["impact"] = {}
         report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
     return report
@@ -173,7 +205,9 @@ def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
             "until": _iso(options.until) if options.until else None,
             "baseline": [_iso(x) for x in options.baseline] if options.baseline else "auto",
             "window_policy": asdict(options.policy), "blocklist_policy": asdict(options.blocklist_policy),
-            "store": str(data.store), "store_is_temporary": data.temporary}
+            "store": str(data.store), "store_is_temporary": data.temporary,
+            "geoip": options.geoip, "asn": options.asn, "enrich": options.enrich,
+            "fingerprints": list(options.fingerprints)}
 
 
 def _inputs(data: Dataset) -> list[dict[str, Any]]:
@@ -264,7 +298,16 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
         "concentration": {"top10_excess_share": round(c.top10_excess_share, 3),
                           "sources_for_80pct_of_excess": c.sources_for_80pct},
         "attribution_caveat": ATTRIBUTION["cannot_show"][1],
-    }
+    } | _audience_fields(r.audience)
+
+
+def _audience_fields(a: Audience | None) -> dict[str, Any]:
+    """The audience model's fields of ``sources`` (added to the contract by the sources issue)."""
+    if a is None:
+        return {}
+    return {"audience": {lv.level: lv.to_dict() for lv in a.levels}, "asns": a.asns, "countries": a.countries,
+            "databases": a.databases, "audience_note": a.note}
+
 
 
 def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:

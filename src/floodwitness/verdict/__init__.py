@@ -80,6 +80,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     if few is not None:
         attack.add(1.0, _cite(few))
         crowd.add(-1.0, _cite(few))
+    _weigh_audience(_get(findings, "audience_shift"), surge is not None, attack, crowd)
     if familiar is not None:
         crowd.add(3.0, _cite(familiar))
         attack.add(-2.0, _cite(familiar))
@@ -112,6 +113,25 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
                  2 * (best.score - max(siblings, default=best.score - 3.0)))
     confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
     return IncidentVerdict(best.kind, confidence, tuple(hypotheses))
+
+
+def _weigh_audience(audience: Finding | None, surge: bool, attack: Hypothesis, crowd: Hypothesis) -> None:
+    """The audience model as evidence: a botnet's excess comes from networks *and* ASes the site's audience
+    never used; a flash crowd's from the usual ones. Needs the AS level (an IP database) and a surge."""
+    if audience is None or not surge:
+        return
+    asn, net = audience.metrics.get("asn"), audience.metrics.get("/16")
+    if not isinstance(asn, dict) or not isinstance(net, dict):
+        return
+    a, n = float(asn["new_excess_share"]), float(net["new_excess_share"])
+    text = (f"{n:.0%} of the excess came from /16 networks and {a:.0%} from ASes never seen in the baseline "
+            f"(normal churn {float(net['baseline_churn']):.0%} and {float(asn['baseline_churn']):.0%})")
+    if a >= 0.5 and n >= 0.5:
+        attack.add(1.0, f"{text}: new networks, as a botnet's [{audience.id}]")
+        crowd.add(-1.0, f"{text} [{audience.id}]")
+    elif a <= 0.25 and n <= 0.4:
+        crowd.add(1.0, f"{text}: the audience's usual networks, as a flash crowd's [{audience.id}]")
+        attack.add(-1.0, f"{text} [{audience.id}]")
 
 
 def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
