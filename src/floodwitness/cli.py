@@ -25,7 +25,7 @@ from floodwitness.ingest import IngestOptions, ingest
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.render.files import blocklist_text, write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
-from floodwitness.render.safe import terminal_safe
+from floodwitness.render.safe import json_text, terminal_safe
 from floodwitness.schema import column_doc_table
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int | None], None] | 
 
 
 def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset()) -> None:
-    text = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+    text = json_text(data)
     if target == "-":
         click.echo(text)
         return

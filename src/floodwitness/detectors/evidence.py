@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from floodwitness.analysis.composition import ASSET_PATTERN, in_ranges
 from floodwitness.detectors.base import Context, Evidence
+from floodwitness.schema import RAW_SAMPLE_CHARS
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -39,12 +40,14 @@ def baseline_sql(ctx: Context) -> str:
 
 
 def render_line(row: dict[str, Any]) -> str:
-    """A parsed row shown like a combined log line (what the evidence points at, field by field)."""
+    """A parsed row shown like a combined log line (what the evidence points at, field by field), cut to
+    RAW_SAMPLE_CHARS: a sample is there to be read; file and line point at the whole request."""
     url = (row.get("path") or "") + (f"?{row['query']}" if row.get("query") is not None else "")
     request = " ".join(x for x in (row.get("method"), url, row.get("protocol")) if x)
     ts = row["ts"].strftime("%d/%b/%Y:%H:%M:%S +0000") if row.get("ts") else "-"
-    return (f'{row.get("client_ip")} - - [{ts}] "{request}" {row.get("status")} {row.get("bytes")} '
+    line = (f'{row.get("client_ip")} - - [{ts}] "{request}" {row.get("status")} {row.get("bytes")} '
             f'"{row.get("referer") or "-"}" "{row.get("user_agent") or "-"}"')
+    return line if len(line) <= RAW_SAMPLE_CHARS else line[:RAW_SAMPLE_CHARS - 1] + "\u2026"
 
 
 def samples(ctx: Context, predicate: Any, query: str, n: int = 3,

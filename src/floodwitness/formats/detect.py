@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from floodwitness.formats.base import LogFormat
 
 SAMPLE_LINES = 1000
+#: ... and at most this much text (the first line always counts): Python's backtracking regexes cost up to a few
+#: microseconds per character on crafted lines, so the text scored, not the number of lines, bounds the time.
+SAMPLE_CHARS = 256 * 1024
 #: Below this share of matching sample lines no format is chosen.
 MIN_CONFIDENCE = 0.5
 #: Lines of the probe every format is scored on first, and the share of it a format must read to be scored
@@ -37,7 +40,7 @@ def detect(lines: Sequence[str], *, source: str = "input", extra: Sequence[LogFo
 
     Raises FormatError naming the best candidates when no format fits at least half of the sample.
     """
-    raw = [line for line in lines[:SAMPLE_LINES] if line.strip()]
+    raw = _bounded(lines)
     sample = [line for line in raw if not line.startswith("#")]
     if not sample:
         raise FormatError("no non-empty line to detect the format from", path=source,
@@ -66,3 +69,17 @@ def detect(lines: Sequence[str], *, source: str = "input", extra: Sequence[LogFo
             path=source,
             hint="Name the format with --format (see `floodwitness formats`), or check that this is an access log.")
     return Detection(best, best_score, candidates)
+
+
+def _bounded(lines: Sequence[str]) -> list[str]:
+    """The non-blank lines among the first SAMPLE_LINES, up to SAMPLE_CHARS of text (the first always counts)."""
+    sample: list[str] = []
+    size = 0
+    for line in lines[:SAMPLE_LINES]:
+        if not line.strip():
+            continue
+        size += len(line)
+        if sample and size > SAMPLE_CHARS:
+            break
+        sample.append(line)
+    return sample

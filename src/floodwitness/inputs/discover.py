@@ -106,4 +106,22 @@ def discover(specs: list[str]) -> list[InputFile]:
             if match not in seen:
                 seen.add(match)
                 result.append(InputFile(match, explicit=explicit))
+    for source in result:
+        _check_readable(source.path)
     return result
+
+
+def _check_readable(path: str) -> None:
+    """Open each regular file once before anything is read, so an unreadable one stops the run at once (naming
+    it) rather than after the files before it were parsed. Pipes and devices are left alone: opening one may
+    block or consume it."""
+    if path == STDIN:
+        return
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", path=path,
+                         hint="Check the file's permissions, or leave it out; nothing was read.") from None

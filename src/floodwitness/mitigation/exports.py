@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from floodwitness.mitigation.ratelimit import PATH_CLASSES
 from floodwitness.mitigation.rules import go_duration, iso, safe_comment
+from floodwitness.render.safe import terminal_safe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -179,10 +180,15 @@ def crowdsec(ctx: ExportContext) -> str:
     return json.dumps(decisions, indent=1) + "\n"
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's list; the full-width forms work in some locales).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
 def csv_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ (or a tab/CR) gets a leading '."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A CSV cell a spreadsheet will not run: one line, control characters shown as ``\\xNN``, and text starting
+    with = + - @ (or their full-width forms) gets a leading '."""
+    text = terminal_safe(str(value), None)  # one line of visible text: control characters as \xNN
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 @_exporter(".csv")
@@ -211,7 +217,7 @@ def json_(ctx: ExportContext) -> str:
                       "collateral_clients": x.collateral_clients, "collateral_requests": x.collateral_requests,
                       "split_from": x.split_from, "comment": r.comment(x)} for x in r.rules],
            "rate_limits": ctx.rate_limits}
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(doc, indent=1) + "\n"  # ASCII: report text cannot hold a raw control or bidi character
 
 
 # --- rate limits -----------------------------------------------------------------------------------

@@ -153,6 +153,10 @@ def _inputs(view: ReportView) -> list[str]:
                   [[md_code(i["path"], table=True), md_code(i.get("format"), table=True), _n(i["lines_read"]),
                     _n(i["lines_parsed"]), _n(i["lines_rejected"]), md_code(i["sha256"], table=True)]
                    for i in report["inputs"]])
+    damaged = [f"- **Warning:** {md_code(i['path'])} is incomplete: {md_text(i.get('damage'))}"
+               for i in report["inputs"] if not i.get("complete", True)]
+    if damaged:
+        out += [*damaged, ""]
     out += ["## Reproduce", "",
             f"floodwitness {md_text(report['tool']['version'])}, report schema {md_code(report['schema'])}:", "",
             md_block(view.command, "sh"), ""]

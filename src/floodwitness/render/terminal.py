@@ -117,6 +117,10 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     rejected = sum(i["lines_rejected"] for i in inputs)
     _line(console, f"Inputs: {len(inputs)} file(s), {read:,} lines read, {rejected:,} rejected; "
                    f"SHA-256 in the JSON report", "dim")
+    for i in inputs:
+        if not i.get("complete", True):
+            damage = terminal_safe(i.get("damage"), 300)
+            _line(console, f"warning: {terminal_safe(i['path'], 120)} is incomplete: {damage}", "yellow")
 
 
 _LEVELS = (("/24", "/24"), ("/16", "/16"), ("asn", "AS"), ("country", "country"))
