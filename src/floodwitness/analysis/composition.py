@@ -182,14 +182,19 @@ def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[fl
 
 
 def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tuple[datetime, datetime]],
-            expected: float) -> Composition:
+            expected: float, baseline_clients: pa.Table | None = None) -> Composition:
     """Attribute the requests of ``window`` against the ``baseline`` ranges (``expected``: baseline
-    requests for the window's length)."""
+    requests for the window's length). ``baseline_clients`` (``client_ip, requests``, as made by
+    ``audience.baseline_clients``) saves grouping the baseline by client again."""
     e = data.engine.ibis
     t = data.requests
     base = in_ranges(t, baseline)
     w = in_ranges(t, [window])
-    known = base.group_by("client_ip").aggregate(base_requests=base.count())
+    if baseline_clients is not None:
+        known = ibis.memtable(baseline_clients.select(["client_ip", "requests"]).rename_columns(
+            ["client_ip", "base_requests"]))
+    else:
+        known = base.group_by("client_ip").aggregate(base_requests=base.count())
     nets = base.select(net=network(base.client_ip, base.ip_family)).distinct()
     per = w.group_by("client_ip").aggregate(
         requests=w.count(), family=w.ip_family.max(), assets=is_asset(w).sum(),

@@ -133,7 +133,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
               shared: _Shared) -> IncidentResult:
     times = _refined(data, tl, base, w, options)
     expected = float(base.level[w.start_index:w.end_index].sum())
-    comp = compose(data, times, baseline_ranges, expected)
+    comp = compose(data, times, baseline_ranges, expected, shared.baseline_clients)
     phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
     audience = audience_of(comp, shared.baseline_clients, shared.enricher)
     flags = flag_sources(data, shared.rules, times)
@@ -191,7 +191,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
         report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
         report["targets"] = _targets(data, main)
         report["impact"] = _impact(main)
-        report["mitigation"] = _mitigation(data, main, baseline_ranges, options)
+        report["mitigation"] = _mitigation(data, main, baseline_ranges, options, shared.baseline_clients)
     else:
         report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
                                                 "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
@@ -327,7 +327,8 @@ def _impact(r: IncidentResult) -> dict[str, Any]:
 
 
 def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
-                options: AnalyzeOptions) -> dict[str, Any]:
+                options: AnalyzeOptions, known_rows: pa.Table) -> dict[str, Any]:
+    """The blocklist (and, when asked, rate limits); ``known_rows``: the baseline's clients and requests."""
     if r.verdict.kind not in ATTACK_KINDS:
         return {"blocklist": [], "note": f"verdict {r.verdict.kind}: blocking clients would not help and would hurt "
                                          "legitimate users"}
@@ -339,9 +340,8 @@ def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[da
         attackers_table = c.clients_table.filter(_mask(c.clients_table.column("client_ip").to_pylist(), chosen))
     attackers = dict(zip(attackers_table.column("client_ip").to_pylist(),
                          attackers_table.column("requests").to_pylist(), strict=True))
-    base = in_ranges(data.requests, baseline_ranges)
-    known_rows = data.engine.ibis.to_pyarrow(base.group_by("client_ip").aggregate(n=base.count()))
-    known = dict(zip(known_rows.column("client_ip").to_pylist(), known_rows.column("n").to_pylist(), strict=True))
+    known = dict(zip(known_rows.column("client_ip").to_pylist(), known_rows.column("requests").to_pylist(),
+                     strict=True))
     incident = dict(zip(c.clients_table.column("client_ip").to_pylist(),
                         c.clients_table.column("requests").to_pylist(), strict=True))
     blocklist = build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
