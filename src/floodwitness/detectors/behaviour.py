@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import pyarrow as pa
 
 from floodwitness.analysis.composition import in_ranges
 
@@ -89,7 +90,11 @@ def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: dict[str, int] | No
     """The bucket of ``rule`` over the sources in ``counts`` (their matching requests), or over every source
     when ``counts`` is None (a distinct bucket pours one row per value: few rows)."""
     b = rule.bucket
-    m = t.filter(t.client_ip.isin(sorted(counts))) if counts is not None else t
+    if counts is not None:  # a table, not a literal list: tens of thousands of addresses would bloat the SQL
+        sources = ibis.memtable(pa.table({"client_ip": pa.array(sorted(counts), pa.string())}))
+        m = t.filter(t.client_ip.isin(sources.client_ip))
+    else:
+        m = t
     m = m.filter(rule.predicate(m)) if rule.per_request else m
     poured = m.select("client_ip", "ts")
     if b.distinct is not None:  # only the first request of each distinct value pours
