@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from floodwitness import __version__
+from floodwitness.engine import ENGINES, Engine, EngineConfig, open_engine
 from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.formats import FORMATS
 from floodwitness.ingest import IngestOptions, ingest
@@ -88,6 +89,35 @@ def _source(fmt: str, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...]
                          trust_proxy=(*trust_proxy, *(f"cdn:{name}" for name in trust_cdn)), **extra)
 
 
+def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--engine``, ``--spark-master``, ``--spark-conf``: the same on every command that reads logs."""
+    command = click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+                           help="A Spark setting (repeatable), e.g. spark.executor.memory=8g.")(command)
+    command = click.option("--spark-master", metavar="URL",
+                           help="Spark master (local[4], spark://host:7077, yarn...); default: spark-submit's, "
+                                "else local[*].")(command)
+    return click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
+                        help="Where the parse and the aggregations run: DuckDB in this process, or Spark "
+                             "(needs floodwitness[spark] and Java 17).")(command)
+
+
+def _open_engine(engine: str, spark_master: str | None, spark_conf: tuple[str, ...]) -> Engine | None:
+    """The engine the options name; None for the default (the library opens DuckDB itself)."""
+    if engine == "duckdb":
+        if spark_master or spark_conf:
+            raise UsageError("--spark-master and --spark-conf apply to the Spark engine only",
+                             hint="Add --engine spark, or drop them.")
+        return None
+    pairs = []
+    for item in spark_conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--spark-conf {item!r} is not KEY=VALUE",
+                             hint="Write e.g. --spark-conf spark.executor.memory=8g.")
+        pairs.append((key.strip(), value))
+    return open_engine(EngineConfig(name=engine, spark_master=spark_master, spark_conf=tuple(pairs)))
+
+
 class _Group(click.Group):
     """Turns floodwitness errors into `Error: ...` plus the fix, without a traceback."""
 
@@ -124,17 +154,24 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal summary.")
 @_source_options
+@_engine_options
 def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
                    overwrite: bool, quiet: bool, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
-                   trust_cdn: tuple[str, ...]) -> None:
+                   trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
+                   spark_conf: tuple[str, ...]) -> None:
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
 
     Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
     Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
     """
     options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
-    with _progress(quiet) as progress:
-        manifest = ingest(list(logs), out, options=options, progress=progress, overwrite=overwrite)
+    runner = _open_engine(engine, spark_master, spark_conf)
+    try:
+        with _progress(quiet) as progress:
+            manifest = ingest(list(logs), out, options=options, progress=progress, overwrite=overwrite, engine=runner)
+    finally:
+        if runner is not None:
+            runner.close()
     if json_out:
         _write_json(json_out, ingest_summary(manifest, out))
     if not quiet and json_out != "-":
@@ -223,7 +260,7 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
                   until: str | None, baseline: str | None, fmt: str, keep_store: str | None,
                   quiet: bool, html_out: str | None = None, markdown_out: str | None = None,
                   rate_limits: bool = False, source: IngestOptions | None = None,
-                  sources: dict[str, Any] | None = None) -> dict[str, Any]:
+                  sources: dict[str, Any] | None = None, engine: Engine | None = None) -> dict[str, Any]:
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.render.terminal import print_report  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
@@ -233,7 +270,7 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
                              **_enrichment_options(sources or {}))
     source = source or _source(fmt, (), (), ())
     with _progress(quiet) as progress:
-        data = open_dataset(logs, options=source, keep_store=keep_store, progress=progress)
+        data = open_dataset(logs, options=source, keep_store=keep_store, progress=progress, engine=engine)
     try:
         report = analyze(data, options)
     finally:
@@ -285,18 +322,21 @@ def _enrichment_options(sources: dict[str, Any]) -> dict[str, Any]:
               "repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
 @_source_options
+@_engine_options
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
                     keep_store: str | None, rate_limits: bool, geoip: str | None, asn: str | None,
                     fingerprints: tuple[str, ...], quiet: bool, log_formats: tuple[str, ...],
-                    trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...]) -> None:
+                    trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
+                    spark_conf: tuple[str, ...]) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
                   markdown_out=markdown_out, rate_limits=rate_limits,
                   source=_source(fmt, log_formats, trust_proxy, trust_cdn),
-                  sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints})
+                  sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints},
+                  engine=_open_engine(engine, spark_master, spark_conf))
 
 
 @main.command("report")

@@ -118,7 +118,8 @@ def _behaviour(data: Dataset, t: Any) -> Behaviour:
         dq=t.query.nunique(), err=(t.status >= 500).sum())
     row = e.to_pyarrow(agg).to_pylist()[0]
     n = int(row["n"] or 0)
-    top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by(ibis.desc("c")).limit(1)).to_pylist()
+    top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by([ibis.desc("c"), "path"]).limit(1))
+    top = top.to_pylist()
     div = max(n, 1)
     return Behaviour(
         requests=n, asset_share=(row["assets"] or 0) / div, referer_share=(row["refs"] or 0) / div,
@@ -200,7 +201,7 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         requests=w.count(), family=w.ip_family.max(), assets=is_asset(w).sum(),
         referers=w.referer.notnull().sum(), errors=(w.status >= 500).sum(),
         queries=w.query.notnull().sum(), distinct_paths=w.path.approx_nunique(),
-        user_agent=w.user_agent.arbitrary())
+        user_agent=w.user_agent.max())  # one of its agents; max, not arbitrary(): the same on every engine
     per = per.mutate(net=network(per.client_ip, per.family))
     per = per.left_join(known, "client_ip").drop("client_ip_right")
     per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net))

@@ -120,7 +120,8 @@ def new_networks(ctx: Context) -> list[Finding]:
     if not new_networks_hold(c):
         return []
     sus = suspects(ctx.composition)
-    top = sus.sort_by([("requests", "descending")]).slice(0, 20).column("client_ip").to_pylist()
+    top = sus.sort_by([("requests", "descending"), ("client_ip", "ascending")])
+    top = top.slice(0, 20).column("client_ip").to_pylist()
     query = window_sql(ctx, select="client_ip, count(*) AS requests",
                        where=f"client_ip NOT IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
                              f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))",
@@ -210,7 +211,7 @@ def concentrated_sources(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not concentrated_sources_hold(c):
         return []
-    table = c.clients_table.sort_by([("requests", "descending")]).slice(0, 10)
+    table = c.clients_table.sort_by([("requests", "descending"), ("client_ip", "ascending")]).slice(0, 10)
     top = table.column("client_ip").to_pylist()
     minutes = max((c.end - c.start).total_seconds(), 1)
     rates = [round(n / minutes, 1) for n in table.column("requests").to_pylist()]

@@ -21,7 +21,7 @@ from floodwitness.errors import StoreError, UsageError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
 #: Rows per Parquet row group in the store: large enough for good compression and fast scans.
 ROW_GROUP_ROWS = 1_000_000
 
@@ -32,15 +32,39 @@ class EngineConfig:
     memory_limit: str | None = None  # e.g. "4GB"; DuckDB's default is 80% of RAM
     threads: int | None = None
     temp_directory: str | None = None
+    #: Spark only: the master URL (``local[4]``, ``spark://host:7077``, ``yarn``...); None: Spark's default
+    #: (what spark-submit set, else local[*]).
+    spark_master: str | None = None
+    #: Spark only: extra session settings, ``(("spark.executor.memory", "8g"), ...)``.
+    spark_conf: tuple[tuple[str, str], ...] = ()
+
+
+def open_engine(config: EngineConfig | None = None, *, session: Any = None) -> Engine:
+    """The engine ``config`` names; ``session``: run on this existing SparkSession (implies Spark)."""
+    config = config or EngineConfig(name="spark" if session is not None else "duckdb")
+    if config.name not in ENGINES:
+        raise UsageError(f"unknown engine {config.name!r}", hint="Use --engine duckdb or --engine spark.")
+    if config.name == "spark" or session is not None:
+        from floodwitness.engine.spark import SparkEngine  # noqa: PLC0415 - optional dependency
+
+        return SparkEngine(config, session=session)
+    return Engine(config)
 
 
 class Engine:
-    """An ibis backend plus the engine-level operations floodwitness needs."""
+    """An ibis backend plus the engine-level operations floodwitness needs.
+
+    This class is the DuckDB engine; ``engine.spark.SparkEngine`` is the Spark one (use ``open_engine``).
+    Analysis code uses only ``ibis``, ``scalar`` and ``parquet``, which both have; the rest is DuckDB's.
+    """
+
+    name = "duckdb"
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        if self.config.name not in ENGINES:
-            raise UsageError(f"unknown engine {self.config.name!r}", hint="Use --engine duckdb.")
+        if self.config.name != self.name:
+            raise UsageError(f"Engine() is the DuckDB engine, not {self.config.name!r}",
+                             hint="Use floodwitness.engine.open_engine(config) for any engine.")
         self.ibis = ibis.duckdb.connect()
         self.raw: Any = self.ibis.con  # the duckdb connection
         self.raw.execute("SET TimeZone = 'UTC'")

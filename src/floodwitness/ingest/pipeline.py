@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,8 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     fixed = None if options.format == "auto" else get_format(options.format, own)
     if fixed is None and len(own) == 1:
         fixed = own[0]  # one format of the user's own: the logs are in it
-    inputs = discover(specs)
+    on_spark = engine is not None and engine.name == "spark"
+    inputs = [] if on_spark else discover(specs)  # Spark lists its inputs itself (any Hadoop file system)
     _check_out(root, overwrite)
     # Built beside the target and swapped in at the end: a failed run (or an interrupted one) leaves any
     # previous store untouched and no half-written one behind.
@@ -104,6 +105,12 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     manifest = new_manifest(options.to_dict(), datetime.now(UTC).isoformat(timespec="seconds"))
     try:
         (work / REQUESTS).mkdir(parents=True)
+        if on_spark:
+            from floodwitness.engine.spark import SparkEngine  # noqa: PLC0415 - optional engine
+            from floodwitness.ingest.spark import ingest_on_spark  # noqa: PLC0415
+
+            assert isinstance(engine, SparkEngine)
+            ingest_on_spark(engine, specs, work, manifest, fixed, options)
         for source in inputs:
             try:
                 record = _ingest_one(engine, source, len(manifest.inputs), work, fixed, options, progress,
@@ -230,14 +237,16 @@ def parse_sql(fmt: LogFormat) -> str:
     return sql
 
 
-def compile_sql(expr: Any, dialect: str) -> str:
+def compile_sql(expr: Any, dialect: str | Any) -> str:
     """SQL for ``expr`` where every string-to-time parse is a *try*-parse (a malformed time gives null).
 
+    ``dialect``: an ibis SQL dialect name, or an ibis compiler (the Spark engine brings its own).
     ibis compiles ``as_timestamp`` to the engine's strict parser (DuckDB ``STRPTIME``), which fails the
     whole query on one bad line; the same node marked ``safe`` is ``TRY_STRPTIME`` on DuckDB and
     ``TRY_TO_TIMESTAMP`` on Spark.
     """
-    compiler = importlib.import_module(f"ibis.backends.sql.compilers.{dialect}").compiler
+    compiler = (importlib.import_module(f"ibis.backends.sql.compilers.{dialect}").compiler
+                if isinstance(dialect, str) else dialect)
     tree = compiler.to_sqlglot(expr.unbind())
 
     def safe(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
@@ -330,41 +339,67 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
     return parts
 
 
+@dataclass
+class StoredCounts:
+    """What the store holds for one input, read back from the written Parquet (not from the parser)."""
+
+    parsed: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    first_ts: str | None = None
+    last_ts: str | None = None
+    samples: list[RejectSample] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.by_reason.values())
+
+
+def stored_counts(engine: Engine, paths: list[str]) -> dict[int, StoredCounts]:
+    """Per ``file_id`` in the Parquet ``paths``: parsed lines, rejections by reason, time range, and the
+    first rejected lines of each reason. Portable (ibis), so both engines account the same way."""
+    out: dict[int, StoredCounts] = {}
+    if not paths:
+        return out
+    t = engine.parquet(paths)
+    counts = t.group_by(["file_id", "reject_reason"]).aggregate(n=t.count(), lo=t.ts.min(), hi=t.ts.max())
+    for row in engine.ibis.to_pyarrow(counts).to_pylist():
+        record = out.setdefault(row["file_id"], StoredCounts())
+        if row["reject_reason"] is None:
+            record.parsed = row["n"]
+            record.first_ts = row["lo"].isoformat() if row["lo"] else None
+            record.last_ts = row["hi"].isoformat() if row["hi"] else None
+        else:
+            record.by_reason[row["reject_reason"]] = row["n"]
+    rejected = t.filter(t.reject_reason.notnull())
+    rejected = rejected.mutate(rank=ibis.row_number().over(group_by=["file_id", "reject_reason"], order_by="line"))
+    first = rejected.filter(rejected.rank < SAMPLES_PER_REASON).select("file_id", "line", "reject_reason", "raw")
+    for row in engine.ibis.to_pyarrow(first.order_by(["file_id", "line"])).to_pylist():
+        out[row["file_id"]].samples.append(RejectSample(row["line"], row["reject_reason"], row["raw"] or ""))
+    return out
+
+
+def check_accounting(path: str, lines_read: int, counts: StoredCounts) -> None:
+    """``read = parsed + rejected``, or an internal error: a line was lost or made up on the way."""
+    if counts.parsed + counts.rejected != lines_read:
+        raise InternalError(
+            f"accounting mismatch: read {lines_read} lines but stored {counts.parsed} parsed + {counts.rejected} "
+            "rejected", path=path, hint="This is a bug in floodwitness; please report it with the file.")
+
+
 def _record(engine: Engine, account: FileAccount, fmt: LogFormat | None, confidence: float | None,
             root: Path, parts: list[str]) -> InputRecord:
-    by_reason: dict[str, int] = {}
-    samples: list[RejectSample] = []
-    parsed = 0
-    first_ts = last_ts = None
+    counts = StoredCounts()
     if parts:
-        path = [str(root / REQUESTS / part) for part in parts]
-        counts = engine.sql(
-            "SELECT reject_reason, count(*) AS n, min(ts) AS lo, max(ts) AS hi "
-            "FROM read_parquet(?) GROUP BY ALL", [path]).to_pylist()
-        for row in counts:
-            if row["reject_reason"] is None:
-                parsed = row["n"]
-                first_ts = row["lo"].isoformat() if row["lo"] else None
-                last_ts = row["hi"].isoformat() if row["hi"] else None
-            else:
-                by_reason[row["reject_reason"]] = row["n"]
-        rows = engine.sql(
-            "SELECT line, reject_reason, raw FROM read_parquet(?) WHERE reject_reason IS NOT NULL "
-            "QUALIFY row_number() OVER (PARTITION BY reject_reason ORDER BY line) <= ? "
-            "ORDER BY line", [path, SAMPLES_PER_REASON]).to_pylist()
-        samples = [RejectSample(r["line"], r["reject_reason"], r["raw"] or "") for r in rows]
+        counts = stored_counts(engine, [str(root / REQUESTS / part) for part in parts]).get(account.file_id, counts)
     elif account.lines_read:
         # Lines were read but none could go to a format (e.g. a file of only overlong lines).
-        by_reason["format_mismatch"] = account.lines_read
-    rejected = sum(by_reason.values())
-    if parsed + rejected != account.lines_read:
-        raise InternalError(
-            f"accounting mismatch: read {account.lines_read} lines but stored {parsed} parsed + {rejected} "
-            "rejected", path=account.path, hint="This is a bug in floodwitness; please report it with the file.")
+        counts.by_reason["format_mismatch"] = account.lines_read
+    check_accounting(account.path, account.lines_read, counts)
     return InputRecord(
         file_id=account.file_id, path=account.path, sha256=account.raw.sha256, bytes=account.raw.bytes_read,
         bytes_decompressed=account.bytes_decompressed, compression=account.raw.compression,
         format=fmt.name if fmt else None, format_confidence=confidence, lines_read=account.lines_read,
-        lines_parsed=parsed, lines_rejected=rejected, rejected_by_reason=dict(sorted(by_reason.items())),
-        reject_samples=samples, utf8_repaired=account.utf8_repaired, long_lines=list(account.long_lines),
-        complete=account.complete, damage=account.raw.damage, first_ts=first_ts, last_ts=last_ts, parts=parts)
+        lines_parsed=counts.parsed, lines_rejected=counts.rejected,
+        rejected_by_reason=dict(sorted(counts.by_reason.items())), reject_samples=counts.samples,
+        utf8_repaired=account.utf8_repaired, long_lines=list(account.long_lines), complete=account.complete,
+        damage=account.raw.damage, first_ts=counts.first_ts, last_ts=counts.last_ts, parts=parts)

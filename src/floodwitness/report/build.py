@@ -273,7 +273,7 @@ def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[dat
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     c = r.composition
-    t = c.clients_table.sort_by([("requests", "descending")])
+    t = c.clients_table.sort_by([("requests", "descending"), ("client_ip", "ascending")])  # ties: by address
     seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
     top = [{"client_ip": row["client_ip"], "requests": row["requests"], "rate_rps": round(row["requests"] / seconds, 3),
             "known": row["known"], "network": row["net"], "known_network": row["known_net"],
@@ -285,7 +285,8 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
     nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
                     "known": row["known_net"]} for row in by_net.to_pylist()), key=lambda n: -int(n["requests"]))[:15]
     uas = data.engine.ibis.to_pyarrow(w.group_by("user_agent").aggregate(
-        requests=w.count(), clients=w.client_ip.nunique()).order_by(ibis.desc("requests")).limit(10)).to_pylist()
+        requests=w.count(), clients=w.client_ip.nunique()).order_by(
+        [ibis.desc("requests"), "user_agent"]).limit(10)).to_pylist()
     return {
         "top": top,
         "new_vs_known": {"clients": c.clients, "new_clients": c.new_clients,
@@ -314,7 +315,7 @@ def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
     w = in_ranges(data.requests, [r.times])
     paths = data.engine.ibis.to_pyarrow(w.group_by(["method", "path"]).aggregate(
         requests=w.count(), distinct_queries=w.query.nunique(), errors=(w.status >= 500).sum()).order_by(
-        ibis.desc("requests")).limit(10)).to_pylist()
+        [ibis.desc("requests"), "method", "path"]).limit(10)).to_pylist()
     vectors = [f.claim for f in r.findings if f.kind in ("bot_behaviour", "cache_busting", "tool_fingerprint",
                                                            "concentrated_sources")]
     return {"top_paths": paths, "vectors": vectors}
