@@ -18,6 +18,7 @@ size: flat means linear), and writes ``benchmarks/out/scale.json``. The logs are
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import shutil
@@ -61,6 +62,27 @@ def show(results: list[dict[str, object]]) -> None:
               + ("" if ingest["ok"] and analyze["ok"] else "  (failed)"))
 
 
+def growth(results: list[dict[str, object]]) -> None:
+    """How time grows with the input, per engine: the ratio of times against the ratio of lines, and the
+    marginal cost (seconds per extra million lines between consecutive sizes: flat means linear)."""
+    for engine in sorted({str(r["engine"]) for r in results}):
+        runs = sorted((r for r in results if r["engine"] == engine), key=lambda r: int(str(r["lines"])))
+        points = [(int(str(r["lines"])), _total(r)) for r in runs]
+        if len(points) < 2:
+            continue
+        (n0, t0), (n1, t1) = points[0], points[-1]
+        marginal = ", ".join(f"{(b[1] - a[1]) / ((b[0] - a[0]) / 1e6):.2f}"
+                             for a, b in itertools.pairwise(points))
+        print(f"{engine}: {n1 / n0:.0f}x the lines took {t1 / t0:.1f}x the time; "
+              f"marginal seconds per extra million lines: {marginal}")
+
+
+def _total(result: dict[str, object]) -> float:
+    ingest, analyze = result["ingest"], result["analyze"]
+    assert isinstance(ingest, dict) and isinstance(analyze, dict)
+    return float(ingest["seconds"]) + float(analyze["seconds"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, nargs="+", default=list(SIZES))
@@ -75,6 +97,7 @@ def main() -> None:
                 show(results[-1:])
     print()
     show(results)
+    growth(results)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "scale.json").write_text(json.dumps({"machine": platform.platform(), "results": results}, indent=1))
 

@@ -25,6 +25,7 @@ from floodwitness.simulate import simulate
 from floodwitness.simulate.truth import first_request_of
 from floodwitness.watch import Watcher, WatchOptions
 from floodwitness.watch.alerts import WebhookSender
+from floodwitness.watch.detector import HISTORY, LiveDetector, LivePolicy
 from floodwitness.watch.sketch import Registers, SeenSet
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -239,6 +240,30 @@ def test_hll_registers_estimate_and_merge() -> None:
     small.add(hashes[:100])
     assert abs(small.estimate() - 100) <= 5
     assert Registers().estimate() == 0
+
+
+def test_rolling_baseline_is_the_exact_median_of_the_ring() -> None:
+    """The baseline medians kept incrementally equal numpy's over the ring, through wrap-around, ties,
+    buckets without request times (NaN p95) and a rebuild after a restart."""
+    rng = np.random.default_rng(11)
+    detector = LiveDetector(LivePolicy())
+    width = detector.history.shape[1]
+    for step in range(width * 2 + 37):
+        row = rng.integers(0, 20, len(HISTORY)).astype(float)  # small integers: many ties
+        row[HISTORY.index("p95")] = np.nan if step % 3 == 0 else rng.random()
+        detector._remember(tuple(row))
+        if step % 97 == 1 or step > width * 2:  # (step 0: only a NaN p95 so far, whose median is NaN)
+            filled = detector.history[:, : min(detector.history_count, width)]
+            by = dict(zip(HISTORY, filled, strict=True))
+            assert detector.level == float(np.median(by["requests"]))
+            assert detector.err_level == float(np.median(by["errors"]))
+            assert detector.sus_level == float(np.median(by["suspect"]))
+            assert detector.usual_p95 == float(np.nanmedian(by["p95"]))
+    restarted = LiveDetector(LivePolicy())
+    restarted.history, restarted.history_count = detector.history.copy(), detector.history_count
+    restarted._remember((5.0,) * len(HISTORY))
+    detector._remember((5.0,) * len(HISTORY))
+    assert (restarted.level, restarted.usual_p95) == (detector.level, detector.usual_p95)
 
 
 def test_seen_set_has_no_false_negatives() -> None:

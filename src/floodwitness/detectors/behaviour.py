@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import in_ranges
 
@@ -67,14 +68,30 @@ def bucket_levels(t: Any, leak_seconds: float) -> Any:
 
 
 def _sources(rule: Rule, rows: list[dict[str, Any]]) -> RuleFlags:
+    """``rows`` from :func:`_pylist` (naive UTC times)."""
     return RuleFlags(rule, tuple(FlaggedSource(r["client_ip"], int(r["requests"]),
-                                               None if r["peak"] is None else float(r["peak"]),
-                                               r["first"].replace(tzinfo=None), r["overflow"].replace(tzinfo=None))
+                                               None if r["peak"] is None else float(r["peak"]), r["first"],
+                                               r["overflow"])
                                  for r in sorted(rows, key=lambda r: (-int(r["requests"]), r["client_ip"]))))
 
 
-def _per_client(data: Dataset, t: Any, rules: tuple[Rule, ...]) -> list[dict[str, Any]]:
-    """One grouped pass for every rule: per client, its matching requests (``n<i>``) and the first one."""
+def _naive(table: pa.Table) -> pa.Table:
+    """``table`` with its zoned (UTC) times made naive in Arrow: tens of thousands of zoned Python datetimes,
+    each then stripped of its zone, cost more than the query that found them."""
+    for i, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            table = table.set_column(i, column.name, table.column(i).cast(pa.timestamp(column.type.unit)))
+    return table
+
+
+def _pylist(table: pa.Table) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = _naive(table).to_pylist()
+    return rows
+
+
+def _per_client(data: Dataset, t: Any, rules: tuple[Rule, ...]) -> pa.Table:
+    """One grouped pass for every rule: per client, its matching requests (``n<i>``) and the first one
+    (``f<i>``, naive UTC), as an Arrow table (read a rule's columns at a time, never as Python rows)."""
     m = t.mutate(**{f"p{i}": rule.predicate(t) for i, rule in enumerate(rules)})  # each predicate once
     aggs: dict[str, Any] = {}
     for i in range(len(rules)):
@@ -82,8 +99,13 @@ def _per_client(data: Dataset, t: Any, rules: tuple[Rule, ...]) -> list[dict[str
         aggs[f"f{i}"] = m.ts.min(where=m[f"p{i}"])
     per = m.group_by("client_ip").aggregate(**aggs)
     per = per.filter(ibis.or_(*[per[f"n{i}"] > 0 for i in range(len(rules))]))
-    rows: list[dict[str, Any]] = data.engine.ibis.to_pyarrow(per).to_pylist()
-    return rows
+    return _naive(data.engine.ibis.to_pyarrow(per))
+
+
+def _matching(per: pa.Table, i: int, more_than: int) -> pa.Table:
+    """The clients of ``per`` with more than ``more_than`` requests matching rule ``i``."""
+    n = per.column(f"n{i}")
+    return per.filter(pc.fill_null(pc.greater(n, more_than), False)).select(["client_ip", f"n{i}", f"f{i}"])
 
 
 def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: dict[str, int] | None) -> RuleFlags:
@@ -105,8 +127,8 @@ def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: dict[str, int] | No
     per = per.filter(per.peak > b.capacity + 1e-9)
     if counts is None:
         per = per.join(m.group_by("client_ip").aggregate(requests=m.count()), "client_ip")
-        return _sources(rule, data.engine.ibis.to_pyarrow(per).to_pylist())
-    rows = data.engine.ibis.to_pyarrow(per).to_pylist()
+        return _sources(rule, _pylist(data.engine.ibis.to_pyarrow(per)))
+    rows = _pylist(data.engine.ibis.to_pyarrow(per))
     return _sources(rule, [r | {"requests": counts[r["client_ip"]]} for r in rows])
 
 
@@ -119,18 +141,21 @@ def flag_sources(data: Dataset, rules: tuple[Rule, ...],
         return []
     t = data.requests if window is None else in_ranges(data.requests, [window])
     scanned = [r for r in rules if r.per_request]  # a rule without conditions would list every client
-    rows = _per_client(data, t, tuple(scanned)) if scanned else []
+    per = _per_client(data, t, tuple(scanned)) if scanned else None
     out = []
     for rule in rules:
         b = rule.bucket
         i = scanned.index(rule) if rule in scanned else -1
-        if i < 0:  # no request condition (e.g. distinct user agents): the bucket runs over every source
+        if i < 0 or per is None:  # no request condition (e.g. distinct user agents): the bucket runs over all
             flags = _bucket_flags(data, t, rule, None)
         elif b.capacity == 0:
-            flags = _sources(rule, [{"client_ip": r["client_ip"], "requests": r[f"n{i}"], "peak": None,
-                                     "first": r[f"f{i}"], "overflow": r[f"f{i}"]} for r in rows if r[f"n{i}"]])
+            hits = _matching(per, i, 0)
+            flags = _sources(rule, [{"client_ip": ip, "requests": n, "peak": None, "first": first, "overflow": first}
+                                    for ip, n, first in zip(*(hits.column(c).to_pylist() for c in hits.column_names),
+                                                            strict=True)])
         else:  # only sources with more matching requests than the capacity can overflow it
-            counts = {r["client_ip"]: int(r[f"n{i}"]) for r in rows if (r[f"n{i}"] or 0) > b.capacity}
+            hits = _matching(per, i, b.capacity)
+            counts = dict(zip(hits.column("client_ip").to_pylist(), hits.column(f"n{i}").to_pylist(), strict=True))
             flags = _bucket_flags(data, t, rule, counts) if counts else RuleFlags(rule)
         if flags.sources:
             out.append(flags)

@@ -15,6 +15,7 @@ buckets not yet closed (and of the last ``known_delay`` buckets) are held, whate
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 ATTACK_KINDS = ("ddos", "dos", "mixed")
 KNOWN_NAMES_CAP = 10_000
 HISTORY = ("requests", "errors", "p95", "assets", "referers", "new", "new_network", "suspect")
+#: the history rows whose rolling median is the baseline (p95: NaN-free median, buckets without times skipped)
+MEDIANS = ("requests", "errors", "suspect", "p95")
 ROW_FIELDS = ("second", "client_hash", "net_hash", "n", "n_errors", "assets", "referers", "queries", "distinct_queries")
 
 
@@ -139,6 +142,7 @@ class LiveDetector:
         # the baseline: one row per unflagged bucket, the last ``history_buckets`` of them (a ring)
         self.history = np.full((len(HISTORY), p.history_buckets), np.nan)
         self.history_count = 0
+        self.sorted_history: dict[str, list[float]] | None = None  # MEDIANS kept sorted (rebuilt, not saved)
         self.level = self.err_level = self.share = 0.0
         self.usual_p95 = math.nan
         self.known = SeenSet(p.known_bits)
@@ -363,11 +367,8 @@ class LiveDetector:
         self.recent_buckets.append((bucket, stats, parts, regs))
         flagged = self.streak > 0 or self.slow_until >= bucket
         if not flagged:
-            self.history[:, self.history_count % self.history.shape[1]] = (
-                stats.requests, stats.errors, p95, stats.assets, stats.referers, stats.new, stats.new_network,
-                stats.early_suspect)
-            self.history_count += 1
-            self._rebaseline()
+            self._remember((stats.requests, stats.errors, p95, stats.assets, stats.referers, stats.new,
+                            stats.new_network, stats.early_suspect))
             self.delayed.append((bucket, *hashes))
         while self.delayed and (len(self.delayed) > p.known_delay_buckets):
             _, clients, nets = self.delayed.popleft()
@@ -379,16 +380,51 @@ class LiveDetector:
         filled = self.history[:, : min(self.history_count, self.history.shape[1])]
         return dict(zip(HISTORY, filled, strict=True))
 
+    def _remember(self, row: tuple[float, ...]) -> None:
+        """Add an unflagged bucket to the baseline ring (dropping the oldest) and recompute the baseline."""
+        slot = self.history_count % self.history.shape[1]
+        ordered = self._sorted_history()
+        if self.history_count >= self.history.shape[1]:
+            for name in MEDIANS:
+                old = float(self.history[HISTORY.index(name), slot])
+                if not math.isnan(old):
+                    values = ordered[name]
+                    del values[bisect.bisect_left(values, old)]
+        self.history[:, slot] = row
+        for name in MEDIANS:
+            new = float(self.history[HISTORY.index(name), slot])
+            if not math.isnan(new):
+                bisect.insort(ordered[name], new)
+        self.history_count += 1
+        self._rebaseline()
+
+    def _sorted_history(self) -> dict[str, list[float]]:
+        """The MEDIANS rows of the baseline ring, each sorted without NaN: kept up to date bucket by bucket,
+        so a median is an index, not a sort of two hours of buckets (built from the ring after a restart)."""
+        if self.sorted_history is None:
+            h = self._history()
+            self.sorted_history = {name: sorted(float(v) for v in h[name] if not math.isnan(v)) for name in MEDIANS}
+        return self.sorted_history
+
+    @staticmethod
+    def _median(values: list[float]) -> float:
+        """``np.median`` of the sorted ``values`` (NaN when empty)."""
+        n = len(values)
+        if not n:
+            return math.nan
+        mid = n // 2
+        return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
+
     def _rebaseline(self) -> None:
         h = self._history()
+        ordered = self._sorted_history()
         req, err = h["requests"], h["errors"]
-        self.level = float(np.median(req))
-        self.err_level = float(np.median(err))
-        self.sus_level = float(np.median(h["suspect"]))
+        self.level = self._median(ordered["requests"])
+        self.err_level = self._median(ordered["errors"])
+        self.sus_level = self._median(ordered["suspect"])
         total = float(req.sum())
         self.share = float(err.sum() / total) if total else 0.0
-        p95 = h["p95"]
-        self.usual_p95 = float(np.nanmedian(p95)) if np.isfinite(p95).any() else math.nan
+        self.usual_p95 = self._median(ordered["p95"])
 
     def _bucket_stats(self, parts: list[dict[str, Any]], *, heavy: bool = True) -> tuple[
             BucketStats, list[tuple[str, int, bool, bool]], int, Registers, tuple[np.ndarray, np.ndarray]]:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: Seconds per bucket of the per-client aggregation (and of the live baseline).
 BUCKET = 10
 PARSED = "fw_parsed"
+#: Rows per Arrow batch handed to the engine: its unit of parallel work.
+ENGINE_BATCH_ROWS = 8192
 CHUNK = "fw_live_chunk"
 
 
@@ -99,7 +101,12 @@ def _live_sql(fmt: LogFormat) -> tuple[str, str, str, str]:
 
 
 def _np(table: pa.Table, name: str, dtype: Any) -> np.ndarray:
-    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
+    column = table.column(name)
+    if pa.types.is_decimal(column.type):
+        # DuckDB sums small integers into HUGEINT, which reaches Arrow as decimal128 (ibis drops the cast
+        # to int64 as a no-op): converted by numpy that is one Python Decimal per row; cast in Arrow instead.
+        column = column.cast(pa.int64())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 class ChunkParser:
@@ -117,7 +124,10 @@ class ChunkParser:
         before = self.batcher.account.lines_read
         batches = list(self.batcher.batches(iter([data])))
         lines = self.batcher.account.lines_read - before
-        table = pa.Table.from_batches(batches, schema=LINE_SCHEMA)
+        # Sliced into small batches (views, no copy): DuckDB scans an Arrow table a batch per task, so one
+        # 16 MB batch would be parsed on one core.
+        table = pa.Table.from_batches(pa.Table.from_batches(batches, schema=LINE_SCHEMA).to_batches(ENGINE_BATCH_ROWS),
+                                      schema=LINE_SCHEMA)
         materialise, per_second, per_client, times = _live_sql(self.fmt)
         raw = self.engine.raw
         raw.register(LINES_TABLE, table)

@@ -37,7 +37,9 @@ class WatchOptions:
     state: str | None = None        #: checkpoint folder
     poll_interval: float = 0.5
     checkpoint_seconds: float = 5.0
-    chunk_bytes: int = 16 << 20
+    #: most bytes read and parsed at once; None: 16 MiB live, 64 MiB in replay (each chunk costs the engine
+    #: ~40 ms of planning whatever its size, which a replay of gigabytes should not pay per 16 MiB)
+    chunk_bytes: int | None = None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     idle_exit: float | None = None  #: live: stop after this many seconds without a new line (tests)
     threads: int | None = None
@@ -73,9 +75,10 @@ class Watcher:
         self.sinks = sinks
         self.on_metrics = on_metrics
         self.engine = Engine(EngineConfig(threads=options.threads))
+        self.chunk_bytes = options.chunk_bytes or ((64 if options.replay else 16) << 20)
         self.detector = LiveDetector(options.policy)
         self.follower = Follower(specs, from_start=options.from_start or options.replay,
-                                 chunk_bytes=options.chunk_bytes, max_line_bytes=options.max_line_bytes)
+                                 chunk_bytes=self.chunk_bytes, max_line_bytes=options.max_line_bytes)
         self.parsers: dict[int, ChunkParser] = {}
         self.events = self.alerts = 0
         self.stop_requested = False
@@ -133,22 +136,27 @@ class Watcher:
 
     def _chunks(self, final: bool) -> Iterator[Chunk]:
         if self.stdin:
-            yield from _stdin_chunks(self.follower, self.options.chunk_bytes)
+            yield from _stdin_chunks(self.follower, self.chunk_bytes)
         else:
             yield from self.follower.poll(final=final)
 
+    def _next_parsed(self, chunks: Iterator[Chunk]) -> ChunkStats | None:
+        chunk = next(chunks, None)
+        return None if chunk is None else self._parse(chunk)
+
     def _pass(self, final: bool) -> int:
-        """One poll: parse every chunk (the next one is read while the engine parses this one)."""
+        """One poll: read and parse every chunk, in order, on a worker thread, one chunk ahead of the
+        detector (the engine and numpy release the GIL, so parsing the next chunk overlaps detecting on
+        this one). Only the worker touches the follower and the parsers; only this thread the detector."""
         lines = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-follow") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-parse") as pool:
             chunks = self._chunks(final)
-            ahead: Future[Chunk | None] = pool.submit(next, chunks, None)
+            ahead: Future[ChunkStats | None] = pool.submit(self._next_parsed, chunks)
             while True:
-                chunk = ahead.result()
-                if chunk is None:
+                stats = ahead.result()
+                if stats is None:
                     break
-                stats = self._parse(chunk)
-                ahead = pool.submit(next, chunks, None)
+                ahead = pool.submit(self._next_parsed, chunks)
                 if not self.options.replay:
                     self.detector.now_wall = time.time()
                 self._emit(self.detector.add(stats))

@@ -29,7 +29,7 @@ from floodwitness.watch.sketch import HeavyHitters, Registers, SeenSet
 STATE_FILE = "watch-state.npz"
 VERSION = "floodwitness.watch-state/1"
 #: detector attributes that are configuration, not state
-SKIP = frozenset({"policy", "now_wall"})
+SKIP = frozenset({"policy", "now_wall", "sorted_history"})  # sorted_history: rebuilt from history
 DATACLASSES: dict[str, type] = {"Incident": Incident, "BucketStats": BucketStats}
 
 
