@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from floodwitness.analysis.dataset import open_dataset
 from floodwitness.errors import FormatError, StoreError
-from floodwitness.ingest import ingest, open_store
+from floodwitness.ingest import IngestOptions, ingest, open_store
 from floodwitness.ingest.store import MANIFEST, REQUESTS
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.schema import REQUEST_COLUMNS
@@ -276,6 +277,25 @@ def test_failed_ingest_leaves_no_half_written_store(tmp_path: Path) -> None:
         ingest([str(log), str(notes)], out)  # the first input is parsed and written before the second fails
     assert err.value.path == str(notes)
     assert not out.exists()
+
+
+def test_analysing_a_log_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log analysed without --keep-store is ingested into a temporary folder, removed on close; also when
+    nothing in it could be parsed."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    log = tmp_path / "access.log"
+    log.write_bytes(b"".join(good(i) + b"\n" for i in range(1, 20)))
+    data = open_dataset([str(log)])
+    assert data.temporary and data.store.is_relative_to(scratch)
+    data.close()
+    assert list(scratch.iterdir()) == []
+    blank = tmp_path / "blank.log"
+    blank.write_bytes(b"")
+    with pytest.raises(StoreError):
+        open_dataset([str(blank)], options=IngestOptions(format="combined"))
+    assert list(scratch.iterdir()) == []
 
 
 # -- skipping what is not a log --------------------------------------------------------------------------------

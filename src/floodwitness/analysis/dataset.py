@@ -61,8 +61,8 @@ class Dataset:
 
     def close(self) -> None:
         self.engine.close()
-        if self.temporary:
-            shutil.rmtree(self.store, ignore_errors=True)
+        if self.temporary:  # the store and the temporary folder made for it
+            shutil.rmtree(self.store.parent, ignore_errors=True)
 
 
 def open_dataset(specs: list[str], *, engine: Engine | None = None, options: IngestOptions | None = None,
@@ -88,6 +88,8 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
         raise
     parts = [str(root / REQUESTS / p) for i in manifest.inputs for p in i.parts]
     if not parts:
+        if temporary:
+            shutil.rmtree(root.parent, ignore_errors=True)
         raise StoreError("no line of the input could be parsed", path=specs[0],
                          hint="Check the format with `floodwitness ingest LOGS --out DIR` and its rejection samples.")
     return Dataset(engine, manifest, root, temporary=temporary, _parts=parts)

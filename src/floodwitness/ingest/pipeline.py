@@ -295,10 +295,20 @@ def _groups(batches: Iterator[pa.RecordBatch], group_bytes: int) -> Iterator[pa.
         pending.append(batch)
         size += batch.nbytes
         if size >= group_bytes:
-            yield pa.Table.from_batches(pending, schema=LINE_SCHEMA)
+            yield engine_table(pending)
             pending, size = [], 0
     if pending:
-        yield pa.Table.from_batches(pending, schema=LINE_SCHEMA)
+        yield engine_table(pending)
+
+
+#: Rows per Arrow batch handed to the engine: DuckDB scans an Arrow table a batch per task.
+ENGINE_BATCH_ROWS = 8192
+
+
+def engine_table(batches: list[pa.RecordBatch]) -> pa.Table:
+    """``batches`` as a table of small batches (views, no copy), so the engine spreads them over its threads."""
+    table = pa.Table.from_batches(batches, schema=LINE_SCHEMA)
+    return pa.Table.from_batches(table.to_batches(ENGINE_BATCH_ROWS), schema=LINE_SCHEMA)
 
 
 def _prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -6,6 +6,7 @@ Field names of the top level, of ``inputs``, ``verdict``, ``incidents``, ``findi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from floodwitness.detectors.behaviour import RuleFlags, flag_sources
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.enrich import Enricher
 from floodwitness.errors import UsageError
-from floodwitness.mitigation import BlocklistPolicy, build_blocklist
+from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
 from floodwitness.verdict import IncidentVerdict, judge_incident, summary_for
@@ -173,30 +174,37 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
     main = results[0] if results else None
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "tool": {"name": "floodwitness", "version": __version__},
-        "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
-        "parameters": _parameters(data, options),
-        "inputs": _inputs(data),
-        "verdict": _verdict(main, tl),
-        "incidents": [_incident_dict(r) for r in results],
-        "findings": [_finding_dict(f) for r in results for f in r.findings],
-        "timeline": _timeline_dict(tl, base, baseline_ranges)
-        | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
-        "attribution": ATTRIBUTION,
-    }
-    if main is not None:
-        report["sources"] = _sources(data, main, baseline_ranges)
-        report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
-        report["targets"] = _targets(data, main)
-        report["impact"] = _impact(main)
-        report["mitigation"] = _mitigation(data, main, baseline_ranges, options, shared.baseline_clients)
-    else:
-        report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
-                                                "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
-        report["impact"] = {}
-        report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
+    # The blocklist is pure Python (per attacking address): built on a worker thread while this one runs
+    # the report's remaining engine queries, which release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-blocklist") as pool:
+        blocklist = (pool.submit(_blocklist, main, options, shared.baseline_clients)
+                     if main is not None and main.verdict.kind in ATTACK_KINDS else None)
+        report: dict[str, Any] = {
+            "schema": SCHEMA,
+            "tool": {"name": "floodwitness", "version": __version__},
+            "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
+            "parameters": _parameters(data, options),
+            "inputs": _inputs(data),
+            "verdict": _verdict(main, tl),
+            "incidents": [_incident_dict(r) for r in results],
+            "findings": [_finding_dict(f) for r in results for f in r.findings],
+            "timeline": _timeline_dict(tl, base, baseline_ranges)
+            | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
+            "attribution": ATTRIBUTION,
+        }
+        if main is not None:
+            report["sources"] = _sources(data, main, baseline_ranges)
+            report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
+            report["targets"] = _targets(data, main)
+            report["impact"] = _impact(main)
+            report["mitigation"] = _mitigation(data, main, baseline_ranges, options,
+                                               None if blocklist is None else blocklist.result(),
+                                               shared.baseline_clients)
+        else:
+            report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
+                                                    "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
+            report["impact"] = {}
+            report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
     return report
 
 
@@ -327,29 +335,44 @@ def _impact(r: IncidentResult) -> dict[str, Any]:
             "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4)}
 
 
-def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
-                options: AnalyzeOptions, known_rows: pa.Table) -> dict[str, Any]:
-    """The blocklist (and, when asked, rate limits); ``known_rows``: the baseline's clients and requests."""
-    if r.verdict.kind not in ATTACK_KINDS:
-        return {"blocklist": [], "note": f"verdict {r.verdict.kind}: blocking clients would not help and would hurt "
-                                         "legitimate users"}
+def _attackers(r: IncidentResult) -> dict[str, int]:
+    """The incident's attacking sources and their requests: the suspects, or for a DoS the few heaviest."""
     c = r.composition
     attackers_table = suspects(c)
     if r.verdict.kind == "dos":
         few = next((f for f in r.findings if f.kind == "concentrated_sources"), None)
         chosen = set(few.metrics["top_sources"][: max(int(few.metrics["sources_for_80pct"]), 1)]) if few else set()
         attackers_table = c.clients_table.filter(_mask(c.clients_table.column("client_ip").to_pylist(), chosen))
-    attackers = dict(zip(attackers_table.column("client_ip").to_pylist(),
-                         attackers_table.column("requests").to_pylist(), strict=True))
-    known = dict(zip(known_rows.column("client_ip").to_pylist(), known_rows.column("requests").to_pylist(),
-                     strict=True))
+    return dict(zip(attackers_table.column("client_ip").to_pylist(), attackers_table.column("requests").to_pylist(),
+                    strict=True))
+
+
+def _known(known_rows: pa.Table) -> dict[str, int]:
+    return dict(zip(known_rows.column("client_ip").to_pylist(), known_rows.column("requests").to_pylist(),
+                    strict=True))
+
+
+def _blocklist(r: IncidentResult, options: AnalyzeOptions, known_rows: pa.Table) -> Blocklist:
+    """The attack's blocklist (no engine query: safe on a worker thread); ``known_rows``: the baseline's
+    clients and requests."""
+    c = r.composition
     incident = dict(zip(c.clients_table.column("client_ip").to_pylist(),
                         c.clients_table.column("requests").to_pylist(), strict=True))
-    blocklist = build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
+    return build_blocklist(_attackers(r), _known(known_rows), incident_clients=incident,
+                           policy=options.blocklist_policy)
+
+
+def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
+                options: AnalyzeOptions, blocklist: Blocklist | None, known_rows: pa.Table) -> dict[str, Any]:
+    """The blocklist (built by :func:`_blocklist` for an attack, else None) and, when asked, rate limits;
+    ``known_rows``: the baseline's clients and requests."""
+    if blocklist is None:
+        return {"blocklist": [], "note": f"verdict {r.verdict.kind}: blocking clients would not help and would hurt "
+                                         "legitimate users"}
     out = blocklist.to_dict()
     out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
     if options.rate_limits:
-        advice = recommend(data, r.times, baseline_ranges, attackers, known,
+        advice = recommend(data, r.times, baseline_ranges, _attackers(r), _known(known_rows),
                            protected_ranges(options.blocklist_policy.allow))
         out["rate_limits"] = advice.to_dict()
     return out

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from floodwitness.analysis.composition import is_asset, network
-from floodwitness.ingest.pipeline import LINES_TABLE, compile_sql, parse_sql
-from floodwitness.inputs.lines import LINE_SCHEMA, FileAccount, LineBatcher
+from floodwitness.ingest.pipeline import LINES_TABLE, compile_sql, engine_table, parse_sql
+from floodwitness.inputs.lines import FileAccount, LineBatcher
 from floodwitness.schema import ARROW_SCHEMA
 
 if TYPE_CHECKING:
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 #: Seconds per bucket of the per-client aggregation (and of the live baseline).
 BUCKET = 10
 PARSED = "fw_parsed"
-#: Rows per Arrow batch handed to the engine: its unit of parallel work.
-ENGINE_BATCH_ROWS = 8192
 CHUNK = "fw_live_chunk"
 
 
@@ -124,10 +122,7 @@ class ChunkParser:
         before = self.batcher.account.lines_read
         batches = list(self.batcher.batches(iter([data])))
         lines = self.batcher.account.lines_read - before
-        # Sliced into small batches (views, no copy): DuckDB scans an Arrow table a batch per task, so one
-        # 16 MB batch would be parsed on one core.
-        table = pa.Table.from_batches(pa.Table.from_batches(batches, schema=LINE_SCHEMA).to_batches(ENGINE_BATCH_ROWS),
-                                      schema=LINE_SCHEMA)
+        table = engine_table(batches)  # small batches: one big one would be parsed on one core
         materialise, per_second, per_client, times = _live_sql(self.fmt)
         raw = self.engine.raw
         raw.register(LINES_TABLE, table)
