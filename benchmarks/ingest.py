@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -139,7 +140,13 @@ def log_file(lines: int) -> Path:
     if not path.exists():
         started = time.perf_counter()
         print(f"generating {path.name} ...", file=sys.stderr, flush=True)
-        generate(path, lines)
+        # In a child process: the generator's memory would otherwise stay with this process, and a child
+        # started from it begins with that resident size (its peak RSS then measures ours, not its own).
+        child = multiprocessing.get_context("spawn").Process(target=generate, args=(path, lines))
+        child.start()
+        child.join()
+        if child.exitcode:
+            raise SystemExit(f"generating {path.name} failed (exit {child.exitcode})")
         print(f"  {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return path
 
