@@ -165,6 +165,20 @@ def test_markdown_has_no_live_link_image_or_html(hostile: dict[str, Any]) -> Non
     assert hostile["report"]["inputs"][0]["sha256"] in markdown
 
 
+def test_markdown_and_html_show_ases_and_countries_as_percentages(hostile: dict[str, Any]) -> None:
+    """The AS and country breakdowns are tables in both, with shares as percentages (the JSON holds fractions)."""
+    sources = hostile["report"]["sources"]
+    assert sources["asns"] and sources["countries"]
+    markdown = hostile["md"].read_text(encoding="utf-8")
+    page = hostile["html"].read_text(encoding="utf-8")
+    for what, row, label in (("AS", sources["asns"][0], sources["asns"][0]["as_name"]),
+                             ("country", sources["countries"][0], sources["countries"][0]["country"])):
+        assert f"| {what} | requests | clients | share | baseline share | seen before |" in markdown
+        assert f"| {md_code(label, 60, table=True)} | {row['requests']:,} | {row['clients']:,} | {row['share']:.1%} |" \
+            in markdown
+    assert page.count("share of the incident") == 2
+
+
 @settings(max_examples=200)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
 def test_markdown_code_span_and_text_hold_any_field_literally(text: str) -> None:

@@ -97,6 +97,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += _table(["network", "requests", "clients", "seen before"],
                       [[md_code(n["net"], table=True), _n(n["requests"]), _n(n["clients"]),
                         "yes" if n["known"] else "no"] for n in sources.get("networks", [])[:TOP_ROWS]])
+        out += _shares("AS", [_as_label(a) for a in sources.get("asns", [])], sources.get("asns", []))
+        out += _shares("country", [c["country"] or "unknown" for c in sources.get("countries", [])],
+                       sources.get("countries", []))
         out += _table(["client", "requests", "req/s", "known", "user agent"],
                       [[md_code(s["client_ip"], table=True), _n(s["requests"]), f"{s['rate_rps']:.1f}",
                         "yes" if s["known"] else "no", md_code(s["user_agent"], 120, table=True)]
@@ -129,6 +132,22 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += [md_block(ev["query"], "sql"), ""]
     out += _inputs(view)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _shares(what: str, labels: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """A table of the incident's requests by AS or country, with its share against the baseline's."""
+    if not rows:
+        return []
+    return _table([what, "requests", "clients", "share", "baseline share", "seen before"],
+                  [[md_code(label, 60, table=True), _n(r["requests"]), _n(r["clients"]), f"{r['share']:.1%}",
+                    f"{r['baseline_share']:.1%}", "yes" if r["known"] else "no"]
+                   for label, r in zip(labels[:TOP_ROWS], rows[:TOP_ROWS], strict=True)])
+
+
+def _as_label(a: dict[str, Any]) -> str:
+    """``AS4134 Chinanet``; the bundled database has names only, an ASN database numbers too."""
+    return " ".join(x for x in (f"AS{a['asn']}" if a.get("asn") is not None else "", a.get("as_name") or "") if x) \
+        or "unknown"
 
 
 def _blocklist(view: ReportView, mit: dict[str, Any]) -> list[str]:
