@@ -91,6 +91,15 @@ def test_unknown_format(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
+def test_a_uri_as_the_store_is_refused_not_made_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD])
+    monkeypatch.chdir(tmp_path)
+    result = run("ingest", str(log), "--out", "s3a://bucket/store")
+    assert result.exit_code != 0
+    assert "not a URI" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s3a:").exists()
+
+
 def test_unknown_simulate_kind(tmp_path: Path) -> None:
     result = run("simulate", "ddos", str(tmp_path / "sim"))
     assert_error(result, "unknown scenario 'ddos'\nvalid scenarios: " + ", ".join(sorted(SCENARIOS)))

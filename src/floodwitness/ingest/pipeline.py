@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import itertools
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ import pyarrow as pa
 import sqlglot
 
 from floodwitness.engine import Engine
-from floodwitness.errors import FloodwitnessError, FormatError, StoreError
+from floodwitness.errors import FloodwitnessError, FormatError, StoreError, UsageError
 from floodwitness.formats import LogFormat, get_format
 from floodwitness.formats.clientip import TrustedProxies, with_trusted_proxies
 from floodwitness.formats.custom import compile_formats
@@ -136,7 +137,11 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
 
 
 def _check_out(root: Path, overwrite: bool) -> None:
-    """Refuse an --out that is a file, or a non-empty folder that is not a store we may replace."""
+    """Refuse an --out that is a file, or a non-empty folder that is not a store we may replace, or a URI."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(root)):  # a Path keeps "s3a:/bucket": it would be a local folder
+        raise UsageError("the store must be a folder on a local or mounted file system, not a URI", path=str(root),
+                         hint="Write it to a mounted shared folder (for Spark: one every executor sees), or copy it "
+                              "to object storage afterwards; the logs themselves may be read from any Hadoop URI.")
     if root.exists():
         if not root.is_dir():
             raise StoreError("output exists and is not a directory", path=str(root),
