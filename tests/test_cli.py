@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from floodwitness.cli import main
+from floodwitness.cli import _open_engine, main
 from floodwitness.formats import FORMATS
 from floodwitness.schema import COLUMNS
 from floodwitness.simulate import SCENARIOS
@@ -98,6 +98,28 @@ def test_a_uri_as_the_store_is_refused_not_made_a_local_folder(tmp_path: Path, m
     assert result.exit_code != 0
     assert "not a URI" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "s3a:").exists()
+
+
+def test_memory_limit_and_threads_reach_the_engine(tmp_path: Path) -> None:
+    engine = _open_engine("duckdb", None, (), "300MB", 1)
+    assert engine is not None
+    try:
+        limit, threads = engine.raw.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+    finally:
+        engine.close()
+    number, unit = limit.split()  # DuckDB reports e.g. "286.1 MiB"
+    scale = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    assert abs(float(number) * scale - 300e6) / 300e6 < 0.01
+    assert int(threads) == 1
+    log = write_log(tmp_path / "a.log", [GOOD] * 50)
+    result = run("analyze", str(log), "-q", "--memory-limit", "256MB", "--threads", "1", "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert_error(run("ingest", str(log), "--out", str(tmp_path / "s"), "--memory-limit", "lots"),
+                 "--memory-limit 'lots' is not a size\nWrite e.g. --memory-limit 2GB (KB, MB, GB, TB, or KiB, MiB, "
+                 "GiB, TiB).")
+    result = run("ingest", str(log), "--out", str(tmp_path / "s"), "--engine", "spark", "--threads", "2")
+    assert result.exit_code != 0 and "apply to the DuckDB engine" in result.output
 
 
 def test_unknown_simulate_kind(tmp_path: Path) -> None:

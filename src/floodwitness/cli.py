@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -89,8 +90,30 @@ def _source(fmt: str, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...]
                          trust_proxy=(*trust_proxy, *(f"cdn:{name}" for name in trust_cdn)), **extra)
 
 
+_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _memory_limit(value: str | None) -> str | None:
+    """``--memory-limit``, checked here so a typo is a clear error, not the engine's."""
+    if value is not None and not _SIZE.match(value):
+        raise UsageError(f"--memory-limit {value!r} is not a size",
+                         hint="Write e.g. --memory-limit 2GB (KB, MB, GB, TB, or KiB, MiB, GiB, TiB).")
+    return value
+
+
+def _resource_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--memory-limit`` and ``--threads``: how much of a busy server the engine may take."""
+    command = click.option("--threads", type=click.IntRange(1), metavar="N",
+                           help="Engine threads (DuckDB; default: one per core).")(command)
+    return click.option("--memory-limit", metavar="SIZE",
+                        help="Most memory the engine may hold, e.g. 2GB (DuckDB; default 80%% of RAM); beyond it, "
+                             "it spills to a temporary folder instead.")(command)
+
+
 def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--engine``, ``--spark-master``, ``--spark-conf``: the same on every command that reads logs."""
+    """``--engine``, ``--spark-master``, ``--spark-conf``, ``--memory-limit``, ``--threads``: the same on every
+    command that reads logs."""
+    command = _resource_options(command)
     command = click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
                            help="A Spark setting (repeatable), e.g. spark.executor.memory=8g.")(command)
     command = click.option("--spark-master", metavar="URL",
@@ -101,13 +124,20 @@ def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
                              "(needs floodwitness[spark] and Java 17).")(command)
 
 
-def _open_engine(engine: str, spark_master: str | None, spark_conf: tuple[str, ...]) -> Engine | None:
+def _open_engine(engine: str, spark_master: str | None, spark_conf: tuple[str, ...], memory_limit: str | None,
+                 threads: int | None) -> Engine | None:
     """The engine the options name; None for the default (the library opens DuckDB itself)."""
     if engine == "duckdb":
         if spark_master or spark_conf:
             raise UsageError("--spark-master and --spark-conf apply to the Spark engine only",
                              hint="Add --engine spark, or drop them.")
-        return None
+        if memory_limit is None and threads is None:
+            return None
+        return Engine(EngineConfig(memory_limit=_memory_limit(memory_limit), threads=threads))
+    if memory_limit is not None or threads is not None:
+        raise UsageError("--memory-limit and --threads apply to the DuckDB engine",
+                         hint="On Spark, set e.g. --spark-conf spark.driver.memory=4g --spark-conf "
+                              "spark.executor.cores=4.")
     pairs = []
     for item in spark_conf:
         key, sep, value = item.partition("=")
@@ -158,14 +188,14 @@ def main() -> None:
 def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
                    overwrite: bool, quiet: bool, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
                    trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
-                   spark_conf: tuple[str, ...]) -> None:
+                   spark_conf: tuple[str, ...], memory_limit: str | None, threads: int | None) -> None:
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
 
     Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
     Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
     """
     options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
-    runner = _open_engine(engine, spark_master, spark_conf)
+    runner = _open_engine(engine, spark_master, spark_conf, memory_limit, threads)
     try:
         with _progress(quiet) as progress:
             manifest = ingest(list(logs), out, options=options, progress=progress, overwrite=overwrite, engine=runner)
@@ -328,7 +358,7 @@ def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: 
                     keep_store: str | None, rate_limits: bool, geoip: str | None, asn: str | None,
                     fingerprints: tuple[str, ...], quiet: bool, log_formats: tuple[str, ...],
                     trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
-                    spark_conf: tuple[str, ...]) -> None:
+                    spark_conf: tuple[str, ...], memory_limit: str | None, threads: int | None) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
@@ -336,7 +366,7 @@ def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: 
                   markdown_out=markdown_out, rate_limits=rate_limits,
                   source=_source(fmt, log_formats, trust_proxy, trust_cdn),
                   sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints},
-                  engine=_open_engine(engine, spark_master, spark_conf))
+                  engine=_open_engine(engine, spark_master, spark_conf, memory_limit, threads))
 
 
 @main.command("report")
@@ -492,9 +522,10 @@ def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | Non
               type=click.Choice(["auto", *sorted(FORMATS)]), help="Log format (auto-detected per file).")
 @click.option("--idle-exit", type=float, metavar="SECONDS", help="Live: stop after SECONDS without a new line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr at the end.")
+@_resource_options
 def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, metrics_port: int | None,
                   state_dir: str | None, replay: bool, from_start: bool, fmt: str, idle_exit: float | None,
-                  quiet: bool) -> None:
+                  quiet: bool, memory_limit: str | None, threads: int | None) -> None:
     """Follow LOGS (files or globs, like `tail -F`, or - for stdin) and raise alerts as NDJSON lines
     ({"type": "alert"|"update"|"resolved", "kind", "log_time", "detected_at", "window", "summary",
     "top_sources", "blocklist"}) when the traffic or the server errors break from the rolling baseline."""
@@ -505,7 +536,8 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
     hook = WebhookSender(webhook) if webhook else None
     sinks += [hook] if hook else []
     metrics = Metrics(metrics_port) if metrics_port else None
-    options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit)
+    options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit,
+                           memory_limit=_memory_limit(memory_limit), threads=threads)
     try:
         summary = Watcher(list(logs), options, sinks, metrics.update if metrics else None).run()
     finally:

@@ -43,6 +43,7 @@ class WatchOptions:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     idle_exit: float | None = None  #: live: stop after this many seconds without a new line (tests)
     threads: int | None = None
+    memory_limit: str | None = None  #: e.g. "1GB" (DuckDB's memory_limit)
     policy: LivePolicy = field(default_factory=LivePolicy)
 
 
@@ -74,7 +75,7 @@ class Watcher:
         self.options = options
         self.sinks = sinks
         self.on_metrics = on_metrics
-        self.engine = Engine(EngineConfig(threads=options.threads))
+        self.engine = Engine(EngineConfig(threads=options.threads, memory_limit=options.memory_limit))
         self.chunk_bytes = options.chunk_bytes or ((64 if options.replay else 16) << 20)
         self.detector = LiveDetector(options.policy)
         self.follower = Follower(specs, from_start=options.from_start or options.replay,
