@@ -122,6 +122,14 @@ def test_memory_limit_and_threads_reach_the_engine(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "apply to the DuckDB engine" in result.output
 
 
+def test_the_cli_reference_in_docs_is_up_to_date() -> None:
+    """docs/cli.md is generated from the commands' help; an option added without regenerating it fails here."""
+    script = Path(__file__).resolve().parents[1] / "docs" / "cli_reference.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_unknown_simulate_kind(tmp_path: Path) -> None:
     result = run("simulate", "ddos", str(tmp_path / "sim"))
     assert_error(result, "unknown scenario 'ddos'\nvalid scenarios: " + ", ".join(sorted(SCENARIOS)))
