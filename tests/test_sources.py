@@ -6,12 +6,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -136,20 +137,25 @@ def test_concentration_measures() -> None:
 # --- the leaky bucket ----------------------------------------------------------------------------------
 
 def _crowdsec_bucket(times: list[float], capacity: int, leak: float) -> tuple[bool, float]:
-    """CrowdSec's leaky bucket, event by event: level drains by elapsed/leak (not below 0), +1 per event."""
-    level, last, peak = 0.0, None, 0.0
-    for t in times:
+    """CrowdSec's leaky bucket, event by event: level drains by elapsed/leak (not below 0), +1 per event.
+
+    In exact arithmetic: with floats, 30, 30, 31, 33 s at leak 3 s reach 3.0000000000000004 and would
+    "overflow" a bucket of capacity 3 that the exact level, 3, only fills."""
+    level, last, peak = Fraction(0), None, Fraction(0)
+    rate = Fraction(leak)
+    for t in (Fraction(x) for x in times):
         if last is not None:
-            level = max(level - (t - last) / leak, 0.0)
+            level = max(level - (t - last) / rate, Fraction(0))
         level += 1
         last = t
         peak = max(peak, level)
-    return peak > capacity, peak
+    return peak > capacity, float(peak)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=25), min_size=1, max_size=4),
        st.integers(0, 8), st.sampled_from([0.5, 1.0, 3.0]))
+@example(per_source=[[30, 30, 31, 33]], capacity=3, leak=3.0)  # a level of exactly the capacity: no overflow
 def test_bucket_flags_what_crowdsec_would(tmp_path_factory: pytest.TempPathFactory, per_source: list[list[int]],
                                           capacity: int, leak: float) -> None:
     start = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
