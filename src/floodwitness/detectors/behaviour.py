@@ -149,10 +149,9 @@ def flag_sources(data: Dataset, rules: tuple[Rule, ...],
         if i < 0 or per is None:  # no request condition (e.g. distinct user agents): the bucket runs over all
             flags = _bucket_flags(data, t, rule, None)
         elif b.capacity == 0:
-            hits = _matching(per, i, 0)
-            flags = _sources(rule, [{"client_ip": ip, "requests": n, "peak": None, "first": first, "overflow": first}
-                                    for ip, n, first in zip(*(hits.column(c).to_pylist() for c in hits.column_names),
-                                                            strict=True)])
+            flags = _sources(rule, [{"client_ip": r["client_ip"], "requests": r[f"n{i}"], "peak": None,
+                                     "first": r[f"f{i}"], "overflow": r[f"f{i}"]}
+                                    for r in _matching(per, i, 0).to_pylist()])
         else:  # only sources with more matching requests than the capacity can overflow it
             hits = _matching(per, i, b.capacity)
             counts = dict(zip(hits.column("client_ip").to_pylist(), hits.column(f"n{i}").to_pylist(), strict=True))

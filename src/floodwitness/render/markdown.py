@@ -10,10 +10,13 @@ punctuation and breaks autolinks (``http:``, ``www.``, ``@``). Control character
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView
 from floodwitness.render.safe import terminal_safe
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that make emphasis, links
 # (an escaped "[" can open no link or image), HTML, entities, table cells, math, or autolinks (":" breaks
@@ -97,9 +100,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += _table(["network", "requests", "clients", "seen before"],
                       [[md_code(n["net"], table=True), _n(n["requests"]), _n(n["clients"]),
                         "yes" if n["known"] else "no"] for n in sources.get("networks", [])[:TOP_ROWS]])
-        out += _shares("AS", [_as_label(a) for a in sources.get("asns", [])], sources.get("asns", []))
-        out += _shares("country", [c["country"] or "unknown" for c in sources.get("countries", [])],
-                       sources.get("countries", []))
+        out += _shares("AS", _as_label, sources.get("asns", []))
+        out += _shares("country", lambda c: c["country"] or "unknown", sources.get("countries", []))
         out += _table(["client", "requests", "req/s", "known", "user agent"],
                       [[md_code(s["client_ip"], table=True), _n(s["requests"]), f"{s['rate_rps']:.1f}",
                         "yes" if s["known"] else "no", md_code(s["user_agent"], 120, table=True)]
@@ -134,14 +136,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _shares(what: str, labels: list[str], rows: list[dict[str, Any]]) -> list[str]:
+def _shares(what: str, label: Callable[[dict[str, Any]], str], rows: list[dict[str, Any]]) -> list[str]:
     """A table of the incident's requests by AS or country, with its share against the baseline's."""
     if not rows:
         return []
     return _table([what, "requests", "clients", "share", "baseline share", "seen before"],
-                  [[md_code(label, 60, table=True), _n(r["requests"]), _n(r["clients"]), f"{r['share']:.1%}",
-                    f"{r['baseline_share']:.1%}", "yes" if r["known"] else "no"]
-                   for label, r in zip(labels[:TOP_ROWS], rows[:TOP_ROWS], strict=True)])
+                  [[md_code(label(r), 60, table=True), _n(r["requests"]), _n(r["clients"]), f"{r['share']:.1%}",
+                    f"{r['baseline_share']:.1%}", "yes" if r["known"] else "no"] for r in rows[:TOP_ROWS]])
 
 
 def _as_label(a: dict[str, Any]) -> str:

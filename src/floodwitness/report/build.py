@@ -176,9 +176,11 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     main = results[0] if results else None
     # The blocklist is pure Python (per attacking address): built on a worker thread while this one runs
     # the report's remaining engine queries, which release the GIL.
+    attack = main if main is not None and main.verdict.kind in ATTACK_KINDS else None
+    attackers = _attackers(attack) if attack else {}
+    known = _known(shared.baseline_clients) if attack else {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-blocklist") as pool:
-        blocklist = (pool.submit(_blocklist, main, options, shared.baseline_clients)
-                     if main is not None and main.verdict.kind in ATTACK_KINDS else None)
+        blocklist = pool.submit(_blocklist, attack, attackers, known, options) if attack else None
         report: dict[str, Any] = {
             "schema": SCHEMA,
             "tool": {"name": "floodwitness", "version": __version__},
@@ -198,8 +200,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
             report["targets"] = _targets(data, main)
             report["impact"] = _impact(main)
             report["mitigation"] = _mitigation(data, main, baseline_ranges, options,
-                                               None if blocklist is None else blocklist.result(),
-                                               shared.baseline_clients)
+                                               None if blocklist is None else blocklist.result(), attackers, known)
         else:
             report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
                                                     "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
@@ -352,27 +353,27 @@ def _known(known_rows: pa.Table) -> dict[str, int]:
                     strict=True))
 
 
-def _blocklist(r: IncidentResult, options: AnalyzeOptions, known_rows: pa.Table) -> Blocklist:
-    """The attack's blocklist (no engine query: safe on a worker thread); ``known_rows``: the baseline's
-    clients and requests."""
+def _blocklist(r: IncidentResult, attackers: dict[str, int], known: dict[str, int],
+               options: AnalyzeOptions) -> Blocklist:
+    """The attack's blocklist (no engine query: safe on a worker thread); ``known``: the baseline's clients
+    and their requests."""
     c = r.composition
     incident = dict(zip(c.clients_table.column("client_ip").to_pylist(),
                         c.clients_table.column("requests").to_pylist(), strict=True))
-    return build_blocklist(_attackers(r), _known(known_rows), incident_clients=incident,
-                           policy=options.blocklist_policy)
+    return build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
 
 
 def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
-                options: AnalyzeOptions, blocklist: Blocklist | None, known_rows: pa.Table) -> dict[str, Any]:
-    """The blocklist (built by :func:`_blocklist` for an attack, else None) and, when asked, rate limits;
-    ``known_rows``: the baseline's clients and requests."""
+                options: AnalyzeOptions, blocklist: Blocklist | None, attackers: dict[str, int],
+                known: dict[str, int]) -> dict[str, Any]:
+    """The blocklist (built by :func:`_blocklist` for an attack, else None) and, when asked, rate limits."""
     if blocklist is None:
         return {"blocklist": [], "note": f"verdict {r.verdict.kind}: blocking clients would not help and would hurt "
                                          "legitimate users"}
     out = blocklist.to_dict()
     out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
     if options.rate_limits:
-        advice = recommend(data, r.times, baseline_ranges, _attackers(r), _known(known_rows),
+        advice = recommend(data, r.times, baseline_ranges, attackers, known,
                            protected_ranges(options.blocklist_policy.allow))
         out["rate_limits"] = advice.to_dict()
     return out
