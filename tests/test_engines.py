@@ -231,6 +231,52 @@ def test_cli_analyze_on_spark(spark: Any, runs: dict[str, Any], monkeypatch: pyt
     assert json.loads(result.output)["verdict"]["kind"] == runs["duckdb"]["verdict"]["kind"]
 
 
+#: nginx JSON (ISO 8601 times: offsets, fractions, Z, a bad one) and a $msec format (epoch seconds)
+_ISO_LINES = [
+    {"time_iso8601": "2024-05-17T10:05:03+02:00", "remote_addr": "203.0.113.7", "request": "GET /?q=1 HTTP/1.1",
+     "status": "200", "body_bytes_sent": "612", "request_time": "0.004", "http_user_agent": "curl/8"},
+    {"time_iso8601": "2024-05-17T08:05:03.250Z", "remote_addr": "2001:db8::1", "request": "GET /a HTTP/2.0",
+     "status": "404", "body_bytes_sent": "0"},
+    {"time_iso8601": "2024-02-29T23:59:59.999999-05:30", "remote_addr": "198.51.100.2", "request": "POST /l",
+     "status": "502", "body_bytes_sent": "-"},
+    {"time_iso8601": "2024-13-01T00:00:00+00:00", "remote_addr": "198.51.100.3", "request": "GET / HTTP/1.1",
+     "status": "200", "body_bytes_sent": "1"},
+]
+_MSEC_FORMAT = 'nginx:$remote_addr [$msec] "$request" $status $body_bytes_sent'
+_MSEC_LINES = ['203.0.113.9 [1715933103.123] "GET / HTTP/1.1" 200 5', '203.0.113.9 [1715933104] "GET /b HTTP/1.1" 503 0',
+               '203.0.113.9 [soon] "GET / HTTP/1.1" 200 5']
+
+
+@pytest.mark.parametrize("kind", ["iso", "msec"])
+def test_both_engines_read_iso_and_epoch_times(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               kind: str) -> None:
+    """Every time converter compiles for Spark too (only CLF times are in the conformance run above), and a
+    relative store path works on both engines."""
+    from floodwitness.ingest import IngestOptions
+
+    monkeypatch.chdir(tmp_path)
+    if kind == "iso":
+        text, options = "\n".join(json.dumps(line) for line in _ISO_LINES), IngestOptions()
+    else:
+        text, options = "\n".join(_MSEC_LINES), IngestOptions(log_formats=(_MSEC_FORMAT,))
+    (tmp_path / "access.log").write_text(text + "\n", encoding="utf-8")
+    engine = open_engine(session=spark)
+    try:
+        for name, runner in (("duckdb", None), ("spark", engine)):
+            ingest(["access.log"], f"store-{name}", engine=runner, options=options)
+    finally:
+        engine.close()
+    duck, spark_rows = _rows(tmp_path / "store-duckdb"), _rows(tmp_path / "store-spark")
+    assert spark_rows.equals(duck)
+    times = [t.isoformat() if t else None for t in duck.column("ts").to_pylist()]
+    if kind == "iso":
+        assert times == ["2024-05-17T08:05:03+00:00", "2024-05-17T08:05:03.250000+00:00",
+                         "2024-03-01T05:29:59.999999+00:00", None]
+    else:
+        assert times == ["2024-05-17T08:05:03.123000+00:00", "2024-05-17T08:05:04+00:00", None]
+    assert duck.column("reject_reason").to_pylist()[-1] == "bad_timestamp"
+
+
 # --- without Spark: the errors that say what to install ------------------------------------------------
 
 

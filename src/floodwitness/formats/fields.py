@@ -6,6 +6,7 @@ CASE and integer arithmetic (no dialect-specific time-format strings and no per-
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -23,11 +24,12 @@ def _int(s: ir.StringValue) -> ir.IntegerValue:
 def _utc(seconds: ir.IntegerValue, micros: ir.IntegerValue) -> ir.TimestampValue:
     """A naive timestamp holding UTC from epoch seconds and microseconds.
 
-    Milliseconds plus an interval, because that stays a plain (naive) timestamp on every engine; going
-    through a zoned timestamp makes DuckDB convert each row through ICU, which costs more than the parse.
+    The epoch plus two intervals: that stays a plain (naive) timestamp on every engine, and PySpark has no
+    epoch in milliseconds. Going through a zoned timestamp makes DuckDB convert each row through ICU, which
+    costs more than the parse.
     """
-    ms = seconds * 1000 + micros // 1000
-    return ms.as_timestamp("ms") + (micros % 1000).as_interval("us")
+    epoch = ibis.literal(datetime(1970, 1, 1), type="timestamp")
+    return epoch + seconds.as_interval("s") + micros.as_interval("us")
 
 
 def _with_epoch(t: ir.Table, out: str) -> ir.Table:

@@ -97,6 +97,7 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     on_spark = engine is not None and engine.name == "spark"
     inputs = [] if on_spark else discover(specs)  # Spark lists its inputs itself (any Hadoop file system)
     _check_out(root, overwrite)
+    root = root.absolute()  # an engine in another process (Spark's JVM) resolves paths against its own folder
     # Built beside the target and swapped in at the end: a failed run (or an interrupted one) leaves any
     # previous store untouched and no half-written one behind.
     root.parent.mkdir(parents=True, exist_ok=True)
