@@ -31,8 +31,10 @@ from floodwitness.analysis.dataset import open_dataset
 from floodwitness.cli import main
 from floodwitness.engine import EngineConfig, open_engine
 from floodwitness.engine.spark import SparkUnavailableError, java_version, require_java, require_pyspark
-from floodwitness.errors import UsageError
+from floodwitness.errors import InputError, UsageError
+from floodwitness.formats import FORMATS
 from floodwitness.ingest import ingest
+from floodwitness.ingest.pipeline import InternalError
 from floodwitness.report import analyze
 from floodwitness.simulate import simulate
 
@@ -277,6 +279,31 @@ def test_both_engines_read_iso_and_epoch_times(spark: Any, tmp_path: Path, monke
     assert duck.column("reject_reason").to_pylist()[-1] == "bad_timestamp"
 
 
+def test_every_format_parses_the_same_on_both_engines(spark: Any, tmp_path: Path) -> None:
+    """Each built-in format's example line, and that line cut short (a mismatch), in a file of its own: both
+    engines detect the format and store the same rows, so the parse of every format compiles for Spark (its
+    regex dialect, its integer types)."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name, fmt in FORMATS.items():
+        lines = [fmt.example, fmt.example[: len(fmt.example) // 2]]
+        (folder / f"{name}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    engine = open_engine(session=spark)
+    try:
+        manifests = {engine_name: ingest([str(folder)], tmp_path / f"store-{engine_name}", engine=runner)
+                     for engine_name, runner in (("duckdb", None), ("spark", engine))}
+    finally:
+        engine.close()
+    for manifest in manifests.values():
+        assert sorted((os.path.basename(i.path), i.format) for i in manifest.inputs) == sorted(
+            (f"{name}.log", name) for name in FORMATS)
+        assert all(i.lines_parsed >= 1 for i in manifest.inputs)
+    duck, spark_rows = _rows(tmp_path / "store-duckdb"), _rows(tmp_path / "store-spark")
+    assert spark_rows.num_rows == duck.num_rows == 2 * len(FORMATS)
+    for column in duck.column_names:
+        assert spark_rows.column(column).equals(duck.column(column)), column
+
+
 # --- without Spark: the errors that say what to install ------------------------------------------------
 
 
@@ -327,6 +354,27 @@ def test_spark_options_need_the_spark_engine(tmp_path: Path) -> None:
                                        "--spark-conf", "novalue"])
     assert result.exit_code == 1
     assert "Error: --spark-conf 'novalue' is not KEY=VALUE" in result.output
+
+
+@pytest.mark.parametrize(("text", "kind", "shown"), [
+    ("An error occurred while calling o12.parquet.\n: org.apache.spark.SparkException: Job aborted\n\tat x.y(Z)\n"
+     "Caused by: java.io.EOFException: Unexpected end of input stream\n\tat a.b(C)", InputError,
+     "java.io.EOFException: Unexpected end of input stream"),
+    ("An error occurred while calling z:org.apache.commons.io.IOUtils.copyLarge.\n"
+     ": java.io.EOFException: Unexpected end of input stream\n\tat a.b(C)", InputError,
+     "java.io.EOFException: Unexpected end of input stream"),
+    ("An error occurred while calling o4.parquet.\n: org.apache.spark.SparkException: Job aborted\n"
+     "Caused by: java.util.regex.PatternSyntaxException: Unknown inline modifier near index 3", InternalError,
+     "java.util.regex.PatternSyntaxException: Unknown inline modifier near index 3"),
+])
+def test_spark_errors_name_their_root_cause(text: str, kind: type, shown: str) -> None:
+    """A damaged file is the input's fault; any other failure of the parse job is reported as a bug, with the
+    Java root cause in the message (Py4J's first line names only the call)."""
+    from floodwitness.ingest.spark import _read_error
+
+    error = _read_error(RuntimeError(text), [])
+    assert type(error) is kind
+    assert error.message.endswith(shown)
 
 
 def test_engine_names() -> None:

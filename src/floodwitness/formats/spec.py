@@ -37,7 +37,8 @@ Q = r'((?:[^"\\]|\\.)*)'
 
 
 def named_only(pattern: str, keep: str) -> str:
-    """``pattern`` with named group ``keep`` as the only (plain) capturing group, others non-capturing."""
+    """``pattern`` with named group ``keep`` as the only (plain) capturing group, others non-capturing (``keep``
+    empty: none captures). The names are for Python; no engine sees them."""
     return _NAMED.sub(lambda m: "(" if m.group(1) == keep else "(?:", pattern)
 
 
@@ -193,8 +194,8 @@ class Layout:
         return "{" in line and all(r in line for r in self.require)
 
     def test(self, text: ir.StringValue) -> ir.BooleanValue:
-        if self.pattern:
-            return text.re_search(self.pattern)
+        if self.pattern:  # the names are Python's syntax (Java's regex reads ``(?P<`` as an error): unnamed
+            return text.re_search(named_only(self.pattern, ""))
         cond = text.contains("{")
         for r in self.require:
             cond = cond & text.contains(r)

@@ -108,7 +108,8 @@ class W3CFormat(LogFormat):
         t = t.mutate(_hf=t._hdr.re_split(r"\s+"), _tok=t._t.split(self._sep))
         wanted = {"date", "time", "cs-uri-stem", "cs-uri-query", "cs(User-Agent)", "cs(Referer)", "time-taken",
                   "x-edge-result-type", *(name for name, _, _ in _FIELDS)}
-        t = t.mutate(**{f"_i{i}": t._hf.index(name) for i, name in enumerate(sorted(wanted))})
+        # int32: Spark's element_at takes an INT position (ibis types a list index int64)
+        t = t.mutate(**{f"_i{i}": t._hf.index(name).cast("int32") for i, name in enumerate(sorted(wanted))})
         index = {name: t[f"_i{i}"] for i, name in enumerate(sorted(wanted))}
 
         def value(name: str) -> ir.StringValue:

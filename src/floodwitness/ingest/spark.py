@@ -395,19 +395,34 @@ def _sha256(uri: str) -> str:
 
 
 def _java_message(exc: BaseException) -> str:
+    """The line of a Java error that says what went wrong: its root cause (the last ``Caused by:``) when it
+    has one, else its first line that is neither a stack frame nor Py4J's (which names only the call)."""
     text = str(getattr(exc, "desc", None) or exc).strip()
+    causes = [line.strip()[len("Caused by:"):].strip() for line in text.splitlines()
+              if line.strip().startswith("Caused by:")]
+    if causes:
+        return causes[-1][:300]
     for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith(("at ", "Traceback", "JVM stacktrace")):
+        line = raw.strip().removeprefix(": ")
+        if line and not line.startswith(("at ", "Traceback", "JVM stacktrace", "An error occurred while calling")):
             return line[:300]
     return type(exc).__name__
 
 
+#: Root causes that are the input's fault (damaged or vanished files), not the parse's.
+_INPUT_CAUSES = ("EOFException", "IOException", "ZipException", "FileNotFound", "end of input", "GZIP",
+                 "BZip2", "codec", "Corrupt", "truncated", "No such file")
+
+
 def _read_error(exc: BaseException, members: list[_Input]) -> FloodwitnessError:
     """A Spark job over the inputs failed: most often a damaged compressed file (Spark cannot read past the
-    damage as the DuckDB engine does), or a file that went away."""
+    damage as the DuckDB engine does), or a file that went away; anything else is a bug in the parse."""
     message = _java_message(exc)
     named = next((m for m in members if m.uri in message or m.shown in message), None)
+    if not any(cause.lower() in message.lower() for cause in _INPUT_CAUSES):
+        return InternalError(f"Spark failed to parse the input: {message}", path=named.shown if named else None,
+                             hint="This is a bug in floodwitness; please report it with the file. The DuckDB "
+                                  "engine may read it meanwhile: --engine duckdb.")
     return InputError(f"Spark could not read the input: {message}", path=named.shown if named else None,
                       hint="A damaged compressed file stops Spark (check it with gzip -t / bzip2 -t); the DuckDB "
                            "engine reads such a file up to the damage: --engine duckdb.")
