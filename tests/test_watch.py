@@ -83,6 +83,30 @@ def test_replayed_flood_alerts_within_ten_seconds(sims: dict[str, Path], kind: s
         assert entry["cidr"].endswith(("/32", "/128"))
 
 
+def _year_shifted(line: bytes, years: int) -> bytes:
+    def shift(m: re.Match[bytes]) -> bytes:
+        return m.group(1) + str(int(m.group(2)) + years).encode() + m.group(3)
+    return re.sub(rb"(\[\d\d/\w\w\w/)(\d{4})(:)", shift, line, count=1)
+
+
+def test_jumps_in_the_logs_time_restart_the_clock(sims: dict[str, Path], tmp_path: Path) -> None:
+    """A stray line years off (before the log, and after it) is not walked through second by second (that
+    took hours and a pending array of 8 bytes per second of the gap): the clock and the baseline restart
+    after each jump, every line is still counted, and the flood in between is still caught and resolved."""
+    lines = (sims["mirai"] / "access.log").read_bytes().splitlines(keepends=True)
+    log = tmp_path / "access.log"
+    log.write_bytes(_year_shifted(lines[0], -3) + b"".join(lines) + _year_shifted(lines[-1], 3))
+    sink = Collect()
+    summary = Watcher([str(log)], WatchOptions(replay=True), [sink]).run()
+    assert summary.lines == summary.parsed == len(lines) + 2
+    assert summary.gaps == 2
+    alerts = [e for e in sink.events if e["type"] == "alert"]
+    truth = json.loads((sims["mirai"] / "truth.json").read_text())
+    first = first_request_of(sims["mirai"] / "access.log", set(truth["attackers"]))
+    assert alerts and 0 <= (_t(alerts[0]["log_time"]) - first).total_seconds() <= 10
+    assert [e for e in sink.events if e["type"] == "resolved" and e["incident"] == alerts[0]["incident"]]
+
+
 @pytest.mark.parametrize("kind", ["flash_crowd", "internal_failure"])
 def test_no_attack_alert_on_legitimate_incidents(sims: dict[str, Path], kind: str) -> None:
     events = _replay(sims[kind] / "access.log")

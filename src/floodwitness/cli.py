@@ -549,6 +549,9 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
         rejected = sum(summary.rejected.values())
         click.echo(f"watched {summary.lines:,} lines ({summary.parsed:,} parsed, {rejected:,} rejected) in "
                    f"{summary.seconds:.1f} s: {summary.alerts} alert(s), {summary.events} event(s)", err=True)
+        if summary.gaps:
+            click.echo(f"the logs' time jumped {summary.gaps} time(s) by more than the baseline's history: "
+                       "detection restarted (warm-up included) after each jump", err=True)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ class LiveDetector:
         self.incident: Incident | None = None
         self.incidents = 0
         self.lines = self.parsed = self.late = 0
+        self.gaps = 0  #: jumps in the logs' time the clock restarted after (see add)
         self.rejected: dict[str, int] = {}
         self.last_bucket = Registers()
         self.minute_clients = deque[Registers](maxlen=60 // BUCKET)
@@ -163,13 +164,55 @@ class LiveDetector:
     # -- input ------------------------------------------------------------------------------------------
 
     def add(self, chunk: ChunkStats) -> list[dict[str, Any]]:
-        """Count a parsed chunk and close every second it makes old enough; returns the events raised."""
+        """Count a parsed chunk and close every second it makes old enough; returns the events raised.
+
+        The clock goes second by second, so a jump in the logs' time longer than the baseline's history (a
+        stray timestamp years off, last week's rotated file before today's) is not walked through: the
+        traffic before it is closed, an open incident is let resolve in the silence, and the clock and the
+        baseline restart after the gap (the known audience is kept); see :meth:`_jump`."""
         self.lines += chunk.lines
         self.parsed += chunk.parsed
         for reason, n in chunk.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
         if chunk.parsed == 0:
             return []
+        gap = self.policy.history_buckets * BUCKET
+        events: list[dict[str, Any]] = []
+        for part in chunk.split_at_gaps(gap):
+            if self.max_sec >= 0 and int(part.seconds.min()) - self.max_sec > gap:
+                events += self._jump(int(part.seconds.min()))
+            events += self._add(part)
+        return events
+
+    def _jump(self, to_second: int) -> list[dict[str, Any]]:
+        """Restart the clock at ``to_second``, a gap after the last traffic (see :meth:`add`)."""
+        events = self.advance(self.max_sec)  # nothing can arrive late for seconds that far behind
+        if self.incident is not None:
+            events += self.advance(self.max_sec + self._quiet_seconds(self.incident) + BUCKET)
+        self.gaps += 1
+        while self.delayed:  # the audience stays known across the gap
+            _, clients, nets = self.delayed.popleft()
+            self.known.add(clients)
+            self.known_nets.add(nets)
+        self.closed = to_second - 1 - to_second % BUCKET  # the bucket boundary before it
+        self.max_sec = self.closed
+        self.pending_req, self.pending_err = np.zeros(0), np.zeros(0)
+        for name in ("recent_req", "recent_err", "recent_sus", "recent_sus_clients"):
+            setattr(self, name, np.zeros(BUCKET - 1))
+        self.rows.clear()
+        self.times.clear()
+        self.history[:] = np.nan
+        self.history_count = 0
+        self.sorted_history = None
+        self.level = self.err_level = self.share = self.sus_level = 0.0
+        self.usual_p95 = math.nan
+        self.streak = 0
+        self.slow_until = -1
+        self.recent_buckets.clear()
+        self.minute_clients.clear()
+        return events
+
+    def _add(self, chunk: ChunkStats) -> list[dict[str, Any]]:
         secs = chunk.seconds
         if self.closed < 0:
             self.closed = int(secs.min()) - 1

@@ -10,6 +10,7 @@ times. No Python code runs per line.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,26 @@ class ChunkStats:
     def empty(cls) -> ChunkStats:
         i, u, f = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0)
         return cls(0, 0, {}, i, i, i, i, pa.array([], pa.string()), u, u, i, i, i, i, i, i, i, f)
+
+    def split_at_gaps(self, gap: int) -> list[ChunkStats]:
+        """The chunk cut where its seconds jump by more than ``gap`` (itself when they never do); the parts
+        carry no line counts (the chunk's are counted once)."""
+        secs = self.seconds
+        cuts = np.flatnonzero(np.diff(secs) > gap) + 1
+        if not len(cuts):
+            return [self]
+        bounds = [int(secs[0]), *(int(secs[c]) for c in cuts), int(secs[-1]) + 1]
+        parts = []
+        for lo, hi in itertools.pairwise(bounds):
+            sec = (secs >= lo) & (secs < hi)
+            row = np.flatnonzero((self.second >= lo) & (self.second < hi))
+            rt = (self.time_bucket >= lo - lo % BUCKET) & (self.time_bucket < hi)
+            parts.append(ChunkStats(
+                0, 0, {}, secs[sec], self.requests[sec], self.errors[sec], self.second[row],
+                self.client.take(pa.array(row)), self.client_hash[row], self.net_hash[row], self.n[row],
+                self.n_errors[row], self.assets[row], self.referers[row], self.queries[row],
+                self.distinct_queries[row], self.time_bucket[rt], self.request_time[rt]))
+        return parts
 
 
 NARROW = ibis.schema({"sec": "int64", "client_ip": "string", "ip_family": "int8", "status": "int16",

@@ -55,6 +55,8 @@ class WatchSummary:
     events: int
     alerts: int
     seconds: float
+    #: jumps in the logs' time longer than the baseline's history: the clock and baseline restarted after each
+    gaps: int = 0
 
 
 class Watcher:
@@ -199,7 +201,8 @@ class Watcher:
                 self.on_metrics(self.detector.metrics())
             self.engine.close()
         d = self.detector
-        return WatchSummary(d.lines, d.parsed, dict(d.rejected), self.events, self.alerts, time.monotonic() - began)
+        return WatchSummary(d.lines, d.parsed, dict(d.rejected), self.events, self.alerts, time.monotonic() - began,
+                            d.gaps)
 
     def _advance_wall_clock(self) -> None:
         """Live, quiet: time passes even without lines (so incidents resolve), when the logs keep the
