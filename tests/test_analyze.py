@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -252,3 +252,52 @@ def test_sources_name_networks_and_the_database(reports: dict[str, Any]) -> None
     result = CliRunner().invoke(main, ["analyze", str(folder / "store")])
     assert "excess from networks new to the site: /24 " in result.output
     assert "top AS: " in result.output and "(2024-06-18 db)" in result.output
+
+
+def _shifted(line: bytes, days: int) -> bytes:
+    """``line`` (combined) with its time moved by ``days``."""
+    start, end = line.index(b"[") + 1, line.index(b"]")
+    when = datetime.strptime(line[start:end].decode(), "%d/%b/%Y:%H:%M:%S %z") + timedelta(days=days)
+    return line[:start] + when.strftime("%d/%b/%Y:%H:%M:%S %z").encode() + line[end:]
+
+
+def test_stray_timestamps_are_left_out_and_named(reports: dict[str, Any], tmp_path: Path) -> None:
+    """Two lines years off (before and after the log) do not stretch the timeline over years: the analysis
+    covers the logs' main period, with the same verdict and windows, and names what it left out."""
+    _, report, folder = reports["mirai"]
+    lines = (folder / "access.log").read_bytes().splitlines(keepends=True)
+    log = tmp_path / "access.log"
+    log.write_bytes(_shifted(lines[5], -1100) + b"".join(lines) + _shifted(lines[-1], 900))
+    data = open_dataset([str(log)])
+    try:
+        strayed = analyze(data)
+    finally:
+        data.close()
+    assert strayed["timeline"]["requests"] == report["timeline"]["requests"]
+    assert strayed["verdict"]["kind"] == report["verdict"]["kind"]
+    assert [(i["start"], i["end"]) for i in strayed["incidents"]] == [(i["start"], i["end"])
+                                                                     for i in report["incidents"]]
+    span = strayed["time_span"]
+    assert span["requests_outside"] == 2 and len(span["periods"]) == 3
+    assert [(s["file"], s["line"]) for s in span["samples_outside"]] == [(str(log), 1), (str(log), len(lines) + 2)]
+    assert strayed["parameters"]["since"] == span["since"] and "time_span" not in report
+
+
+def test_periods_far_apart_are_refused_and_near_ones_analysed_together(reports: dict[str, Any],
+                                                                      tmp_path: Path) -> None:
+    _, _, folder = reports["quiet"]
+    lines = (folder / "access.log").read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    runner = CliRunner()
+    for days, refused in ((10, False), (200, True)):
+        log = tmp_path / f"access-{days}.log"
+        log.write_bytes(b"".join(lines[:half]) + b"".join(_shifted(line, days) for line in lines[half:]))
+        result = runner.invoke(main, ["analyze", str(log), "--json", "-", "-q"])
+        if refused:
+            assert result.exit_code != 0 and "periods more than 7 days apart" in result.output
+            assert "--since and --until" in result.output and "Traceback" not in result.output
+        else:
+            assert result.exit_code == 0, result.output
+            together = json.loads(result.output)
+            assert len(together["time_span"]["periods"]) == 2 and together["time_span"]["requests_outside"] == 0
+            assert len(together["timeline"]["requests"]) > 10 * 24 * 60

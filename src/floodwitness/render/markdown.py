@@ -175,6 +175,8 @@ def _inputs(view: ReportView) -> list[str]:
                    for i in report["inputs"]])
     damaged = [f"- **Warning:** {md_code(i['path'])} is incomplete: {md_text(i.get('damage'))}"
                for i in report["inputs"] if not i.get("complete", True)]
+    if view.span_warning:
+        damaged.append(f"- **Warning:** {md_text(view.span_warning, 600)}")
     if damaged:
         out += [*damaged, ""]
     out += ["## Reproduce", "",

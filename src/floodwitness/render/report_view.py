@@ -37,6 +37,19 @@ def check_report(report: Any) -> dict[str, Any]:
     return report
 
 
+def span_warning(report: dict[str, Any]) -> str | None:
+    """What the report left out of its span (stray timestamps far from the logs' main period), or None."""
+    span = report.get("time_span") or {}
+    outside = int(span.get("requests_outside") or 0)
+    if not outside:
+        return None
+    first = (span.get("samples_outside") or [{}])[0]
+    where = f", e.g. {first.get('file')}:{first.get('line')} at {first.get('ts')}" if first.get("file") else ""
+    others = len(span.get("periods") or []) - 1
+    return (f"{outside:,} request(s) in {others} other period(s) more than a week from the analysed span "
+            f"({span.get('since')} to {span.get('until')}) were left out{where}; --since/--until analyse them")
+
+
 @dataclass(frozen=True)
 class Item:
     """One piece of evidence for or against a hypothesis, with the finding it cites (if any)."""
@@ -91,6 +104,10 @@ class ReportView:
     @property
     def blocklist_total(self) -> int:
         return len((self.report.get("mitigation") or {}).get("blocklist") or [])
+
+    @property
+    def span_warning(self) -> str | None:
+        return span_warning(self.report)
 
     @cached_property
     def totals(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from floodwitness.render.report_view import span_warning
 from floodwitness.render.safe import terminal_safe
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     rejected = sum(i["lines_rejected"] for i in inputs)
     _line(console, f"Inputs: {len(inputs)} file(s), {read:,} lines read, {rejected:,} rejected; "
                    f"SHA-256 in the JSON report", "dim")
+    outside = span_warning(report)
+    if outside:
+        _line(console, f"warning: {terminal_safe(outside, 400)}", "yellow")
     for i in inputs:
         if not i.get("complete", True):
             damage = terminal_safe(i.get("damage"), 300)

@@ -7,19 +7,21 @@ Field names of the top level, of ``inputs``, ``verdict``, ``incidents``, ``findi
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
 from floodwitness.analysis.composition import Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
-from floodwitness.analysis.timeline import Timeline, build_timeline, first_seen_per_minute, per_second
+from floodwitness.analysis.span import Span, auto_span
+from floodwitness.analysis.timeline import Timeline, first_seen_per_minute, minute_table, per_second, timeline_of
 from floodwitness.analysis.windows import (
     Baseline,
     Window,
@@ -158,7 +160,16 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
 def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyse ``data`` and return the report dictionary."""
     options = options or AnalyzeOptions()
-    tl = build_timeline(data, options.since, options.until)
+    minutes = minute_table(data, options.since, options.until)
+    span: Span | None = None
+    if options.since is None and options.until is None:
+        span = auto_span(data, minutes)
+        if span.since is not None and span.until is not None:  # stray timestamps far from the main period
+            options = replace(options, since=span.since, until=span.until)
+            keys = minutes.column("minute")
+            lo, hi = (int((x - datetime(1970, 1, 1)).total_seconds() // 60) for x in (span.since, span.until))
+            minutes = minutes.filter(pc.and_(pc.greater_equal(keys, lo), pc.less(keys, hi)))
+    tl = timeline_of(minutes, data.has_values("request_time"))
     base = baseline_and_flags(tl, options.policy)
     windows = find_windows(tl, base, options.policy)
     baseline_ranges = _baseline_ranges(tl, base, windows, options)
@@ -194,6 +205,8 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
             | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
             "attribution": ATTRIBUTION,
         }
+        if span is not None and span.periods:
+            report["time_span"] = span.to_dict()
         if main is not None:
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
