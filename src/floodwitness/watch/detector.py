@@ -186,9 +186,12 @@ class LiveDetector:
 
     def _jump(self, to_second: int) -> list[dict[str, Any]]:
         """Restart the clock at ``to_second``, a gap after the last traffic (see :meth:`add`)."""
-        events = self.advance(self.max_sec)  # nothing can arrive late for seconds that far behind
+        # close the last bucket whole (nothing arrives late for seconds that far behind): its clients join
+        # the audience, its rows count in an open incident, which the silence after it then resolves
+        last = self.max_sec - self.max_sec % BUCKET + BUCKET - 1
+        events = self.advance(last)
         if self.incident is not None:
-            events += self.advance(self.max_sec + self._quiet_seconds(self.incident) + BUCKET)
+            events += self.advance(last + self._quiet_seconds(self.incident) + BUCKET)
         self.gaps += 1
         while self.delayed:  # the audience stays known across the gap
             _, clients, nets = self.delayed.popleft()
