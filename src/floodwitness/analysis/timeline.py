@@ -69,10 +69,6 @@ def _bucket_time(bucket: int, step: int) -> datetime:
     return EPOCH + timedelta(seconds=bucket * step)
 
 
-def build_timeline(data: Dataset, since: datetime | None = None, until: datetime | None = None) -> Timeline:
-    return timeline_of(minute_table(data, since, until), data.has_values("request_time"))
-
-
 def minute_table(data: Dataset, since: datetime | None = None, until: datetime | None = None) -> pa.Table:
     """The timeline's aggregates for each minute with requests (``minute``: ``Engine.time_bucket`` key),
     in time order: one scan; :func:`timeline_of` puts them on a continuous axis."""
