@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 
+from floodwitness.analysis.timeline import MINUTE, bucket_time
 from floodwitness.errors import UsageError
 
 if TYPE_CHECKING:
@@ -76,10 +77,11 @@ def auto_span(data: Dataset, minutes: pa.Table) -> Span:
         return Span()
     keys = minutes.column("minute").to_numpy(zero_copy_only=False).astype(np.int64)
     counts = minutes.column("requests").to_numpy(zero_copy_only=False).astype(np.int64)
-    cuts = np.flatnonzero(np.diff(keys) > GAP.total_seconds() // 60) + 1
+    cuts = np.flatnonzero(np.diff(keys) > GAP.total_seconds() // MINUTE) + 1
     if not len(cuts):
         return Span()
-    periods = tuple(Period(_minute(int(keys[a])), _minute(int(keys[b - 1]) + 1), int(counts[a:b].sum()))
+    periods = tuple(Period(bucket_time(int(keys[a]), MINUTE), bucket_time(int(keys[b - 1]) + 1, MINUTE),
+                           int(counts[a:b].sum()))
                     for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(keys)], strict=True))
     total = sum(p.requests for p in periods)
     main = max(periods, key=lambda p: (p.requests, p.start))
@@ -100,7 +102,3 @@ def auto_span(data: Dataset, minutes: pa.Table) -> Span:
     samples = tuple({"file": data.path_of(r["file_id"]), "line": r["line"],
                      "ts": _iso(r["ts"].replace(tzinfo=None))} for r in rows)
     return Span(main.start, main.end, periods, total - main.requests, samples)
-
-
-def _minute(key: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(minutes=key)

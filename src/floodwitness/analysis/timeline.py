@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import ibis
 import numpy as np
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,7 +53,7 @@ def aligned(table: pa.Table, key: str, start: datetime, length: int, step: int, 
     out = {c: np.full(length, fill, dtype=float) for c in columns}
     if table.num_rows == 0:
         return out
-    index = table.column(key).to_numpy(zero_copy_only=False).astype(np.int64) - _bucket_of(start, step)
+    index = table.column(key).to_numpy(zero_copy_only=False).astype(np.int64) - bucket_of(start, step)
     keep = (index >= 0) & (index < length)
     for c in columns:
         values = table.column(c).to_numpy(zero_copy_only=False).astype(float)
@@ -60,12 +61,12 @@ def aligned(table: pa.Table, key: str, start: datetime, length: int, step: int, 
     return out
 
 
-def _bucket_of(when: datetime, step: int) -> int:
+def bucket_of(when: datetime, step: int) -> int:
     """The ``Engine.time_bucket`` key of a naive UTC datetime."""
     return int((when - EPOCH).total_seconds() // step)
 
 
-def _bucket_time(bucket: int, step: int) -> datetime:
+def bucket_time(bucket: int, step: int) -> datetime:
     return EPOCH + timedelta(seconds=bucket * step)
 
 
@@ -90,13 +91,20 @@ def minute_table(data: Dataset, since: datetime | None = None, until: datetime |
     return table
 
 
+def minutes_within(table: pa.Table, since: datetime, until: datetime) -> pa.Table:
+    """The :func:`minute_table` rows of the minutes from ``since`` to ``until`` (excluded)."""
+    keys = table.column("minute")
+    return table.filter(pc.and_(pc.greater_equal(keys, bucket_of(since, MINUTE)),
+                                pc.less(keys, bucket_of(until, MINUTE))))
+
+
 def timeline_of(table: pa.Table, has_rt: bool) -> Timeline:
     """The :func:`minute_table` rows on a continuous axis, from the first minute with requests to the last."""
     if table.num_rows == 0:
         empty = np.zeros(0)
         return Timeline(datetime(1970, 1, 1), empty, empty, empty, empty, empty, empty, empty, empty, False)
-    first = _bucket_time(table.column("minute")[0].as_py(), MINUTE)
-    last = _bucket_time(table.column("minute")[table.num_rows - 1].as_py(), MINUTE)
+    first = bucket_time(table.column("minute")[0].as_py(), MINUTE)
+    last = bucket_time(table.column("minute")[table.num_rows - 1].as_py(), MINUTE)
     length = int((last - first).total_seconds() // MINUTE) + 1
     counts = aligned(table, "minute", first, length, MINUTE,
                       ["requests", "clients", "status_4xx", "status_5xx", "shed_503", "bytes"])

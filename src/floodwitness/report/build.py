@@ -14,14 +14,20 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
 from floodwitness.analysis.composition import Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
-from floodwitness.analysis.timeline import Timeline, first_seen_per_minute, minute_table, per_second, timeline_of
+from floodwitness.analysis.timeline import (
+    Timeline,
+    first_seen_per_minute,
+    minute_table,
+    minutes_within,
+    per_second,
+    timeline_of,
+)
 from floodwitness.analysis.windows import (
     Baseline,
     Window,
@@ -166,9 +172,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
         span = auto_span(data, minutes)
         if span.since is not None and span.until is not None:  # stray timestamps far from the main period
             options = replace(options, since=span.since, until=span.until)
-            keys = minutes.column("minute")
-            lo, hi = (int((x - datetime(1970, 1, 1)).total_seconds() // 60) for x in (span.since, span.until))
-            minutes = minutes.filter(pc.and_(pc.greater_equal(keys, lo), pc.less(keys, hi)))
+            minutes = minutes_within(minutes, span.since, span.until)
     tl = timeline_of(minutes, data.has_values("request_time"))
     base = baseline_and_flags(tl, options.policy)
     windows = find_windows(tl, base, options.policy)

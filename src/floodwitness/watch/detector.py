@@ -128,38 +128,48 @@ class LiveDetector:
     def __init__(self, policy: LivePolicy | None = None) -> None:
         self.policy = policy or LivePolicy()
         p = self.policy
-        self.closed = -1                 # last closed epoch second (-1: nothing seen yet)
-        self.max_sec = -1
-        self.pending_req = np.zeros(0)   # per second from closed + 1
-        self.pending_err = np.zeros(0)
-        self.recent_req = np.zeros(BUCKET - 1)  # the 9 seconds before the next one to close
-        self.recent_err = np.zeros(BUCKET - 1)
-        self.recent_sus = np.zeros(BUCKET - 1)
-        self.recent_sus_clients = np.zeros(BUCKET - 1)
-        self.sus_level = 0.0
-        self.rows: dict[int, list[dict[str, Any]]] = {}   # open bucket -> client row chunks
-        self.times: dict[int, Any] = {}                   # open bucket -> KLL of request times
-        # the baseline: one row per unflagged bucket, the last ``history_buckets`` of them (a ring)
-        self.history = np.full((len(HISTORY), p.history_buckets), np.nan)
-        self.history_count = 0
-        self.sorted_history: dict[str, list[float]] | None = None  # MEDIANS kept sorted (rebuilt, not saved)
-        self.level = self.err_level = self.share = 0.0
-        self.usual_p95 = math.nan
+        self._start_clock(-1)  # nothing seen yet
         self.known = SeenSet(p.known_bits)
         self.known_nets = SeenSet(p.network_bits)
         self.delayed: deque[tuple[int, np.ndarray, np.ndarray]] = deque()
-        self.recent_buckets: deque[tuple[int, BucketStats, list[dict[str, Any]], Registers]] = deque(
-            maxlen=3)
-        self.streak = 0
-        self.slow_until = -1
         self.incident: Incident | None = None
         self.incidents = 0
         self.lines = self.parsed = self.late = 0
         self.gaps = 0  #: jumps in the logs' time the clock restarted after (see add)
         self.rejected: dict[str, int] = {}
         self.last_bucket = Registers()
-        self.minute_clients = deque[Registers](maxlen=60 // BUCKET)
         self.now_wall: float | None = None  # set by live runs: detected_at is the wall clock then
+
+    def _start_clock(self, closed: int) -> None:
+        """The clock at ``closed`` (the last closed second; -1: none yet) with an empty window and baseline:
+        at the start, and after a jump in the logs' time (:meth:`_jump`)."""
+        self.closed = closed
+        self.max_sec = closed
+        self.pending_req = np.zeros(0)   # per second from closed + 1
+        self.pending_err = np.zeros(0)
+        self.recent_req = np.zeros(BUCKET - 1)  # the 9 seconds before the next one to close
+        self.recent_err = np.zeros(BUCKET - 1)
+        self.recent_sus = np.zeros(BUCKET - 1)
+        self.recent_sus_clients = np.zeros(BUCKET - 1)
+        self.rows: dict[int, list[dict[str, Any]]] = {}   # open bucket -> client row chunks
+        self.times: dict[int, Any] = {}                   # open bucket -> KLL of request times
+        # the baseline: one row per unflagged bucket, the last ``history_buckets`` of them (a ring)
+        self.history = np.full((len(HISTORY), self.policy.history_buckets), np.nan)
+        self.history_count = 0
+        self.sorted_history: dict[str, list[float]] | None = None  # MEDIANS kept sorted (rebuilt, not saved)
+        self.level = self.err_level = self.share = self.sus_level = 0.0
+        self.usual_p95 = math.nan
+        self.recent_buckets: deque[tuple[int, BucketStats, list[dict[str, Any]], Registers]] = deque(maxlen=3)
+        self.streak = 0
+        self.slow_until = -1
+        self.minute_clients = deque[Registers](maxlen=60 // BUCKET)
+
+    def _learn(self, keep: int) -> None:
+        """Clients and networks of the delayed buckets join the known audience, all but the last ``keep``."""
+        while len(self.delayed) > keep:
+            _, clients, nets = self.delayed.popleft()
+            self.known.add(clients)
+            self.known_nets.add(nets)
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -193,26 +203,8 @@ class LiveDetector:
         if self.incident is not None:
             events += self.advance(last + self._quiet_seconds(self.incident) + BUCKET)
         self.gaps += 1
-        while self.delayed:  # the audience stays known across the gap
-            _, clients, nets = self.delayed.popleft()
-            self.known.add(clients)
-            self.known_nets.add(nets)
-        self.closed = to_second - 1 - to_second % BUCKET  # the bucket boundary before it
-        self.max_sec = self.closed
-        self.pending_req, self.pending_err = np.zeros(0), np.zeros(0)
-        for name in ("recent_req", "recent_err", "recent_sus", "recent_sus_clients"):
-            setattr(self, name, np.zeros(BUCKET - 1))
-        self.rows.clear()
-        self.times.clear()
-        self.history[:] = np.nan
-        self.history_count = 0
-        self.sorted_history = None
-        self.level = self.err_level = self.share = self.sus_level = 0.0
-        self.usual_p95 = math.nan
-        self.streak = 0
-        self.slow_until = -1
-        self.recent_buckets.clear()
-        self.minute_clients.clear()
+        self._learn(0)  # the audience stays known across the gap
+        self._start_clock(to_second - 1 - to_second % BUCKET)  # the bucket boundary before it
         return events
 
     def _add(self, chunk: ChunkStats) -> list[dict[str, Any]]:
@@ -416,10 +408,7 @@ class LiveDetector:
             self._remember((stats.requests, stats.errors, p95, stats.assets, stats.referers, stats.new,
                             stats.new_network, stats.early_suspect))
             self.delayed.append((bucket, *hashes))
-        while self.delayed and (len(self.delayed) > p.known_delay_buckets):
-            _, clients, nets = self.delayed.popleft()
-            self.known.add(clients)
-            self.known_nets.add(nets)
+        self._learn(p.known_delay_buckets)
         return []
 
     def _history(self) -> dict[str, np.ndarray]:
