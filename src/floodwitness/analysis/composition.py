@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     import pyarrow as pa
@@ -98,6 +100,18 @@ class Composition:
     known_clients_with_errors: int
     clients_table: pa.Table = field(repr=False)  # one row per client of the window
 
+    def heaviest(self, n: int, columns: list[str] | None = None) -> pa.Table:
+        """The ``n`` clients with the most requests (ties by address) of :attr:`clients_table`."""
+        return heaviest(self.clients_table, n, columns)
+
+
+def heaviest(table: pa.Table, n: int, columns: list[str] | None = None) -> pa.Table:
+    """The ``n`` rows of a per-client ``table`` with the most requests, ties by address (only ``columns``)."""
+    keys = [("requests", "descending"), ("client_ip", "ascending")]
+    if columns is not None:
+        table = table.select(columns)
+    return table.take(pc.sort_indices(table.select(["requests", "client_ip"]), keys)[:n])
+
 
 def excess_share(part: float, excess: float) -> float:
     """``part`` of the requests as a share of the ``excess`` (clipped to 0..1; 0 without excess)."""
@@ -113,12 +127,16 @@ def concentration(per_source: np.ndarray, excess: float) -> tuple[float, int]:
     return float(ordered[:10].sum()), sources_80
 
 
-def _behaviour(data: Dataset, t: Any) -> Behaviour:
+def _behaviour(data: Dataset, t: Any, sums: dict[str, int] | None = None) -> Behaviour:
+    """How the requests of ``t`` look; ``sums`` (``n, assets, refs, q, err``), when already known from a
+    per-client table, leave only the distinct query strings and the top path to count."""
     e = data.engine.ibis
-    agg = t.aggregate(
-        n=t.count(), assets=is_asset(t).sum(), refs=t.referer.notnull().sum(), q=t.query.notnull().sum(),
-        dq=t.query.nunique(), err=(t.status >= 500).sum())
-    row = e.to_pyarrow(agg).to_pylist()[0]
+    if sums is None:
+        row = e.to_pyarrow(t.aggregate(
+            n=t.count(), assets=is_asset(t).sum(), refs=t.referer.notnull().sum(), q=t.query.notnull().sum(),
+            dq=t.query.nunique(), err=(t.status >= 500).sum())).to_pylist()[0]
+    else:
+        row = sums | e.to_pyarrow(t.aggregate(dq=t.query.nunique())).to_pylist()[0]
     n = int(row["n"] or 0)
     top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by([ibis.desc("c"), "path"]).limit(1))
     top = top.to_pylist()
@@ -128,6 +146,14 @@ def _behaviour(data: Dataset, t: Any) -> Behaviour:
         query_share=(row["q"] or 0) / div, unique_query_share=(row["dq"] or 0) / max(row["q"] or 0, 1),
         error_share=(row["err"] or 0) / div, top_path=top[0]["path"] if top else None,
         top_path_share=(top[0]["c"] / div) if top else 0.0)
+
+
+def _sums(table: pa.Table, rows: np.ndarray) -> dict[str, int]:
+    """The :func:`_behaviour` sums of the clients ``rows`` (a mask) of a per-client table."""
+    def total(column: str) -> int:
+        return int(table.column(column).to_numpy(zero_copy_only=False)[rows].sum())
+    return {"n": total("requests"), "assets": total("assets"), "refs": total("referers"), "q": total("queries"),
+            "err": total("errors")}
 
 
 def _rates(data: Dataset, t: Any) -> tuple[float, float]:
@@ -165,6 +191,13 @@ def split_baseline(baseline: list[tuple[datetime, datetime]]) -> tuple[list[tupl
     return prior, reference
 
 
+def _clients(t: Any) -> Any:
+    """The clients of ``t`` with their requests (``n``) and network: the network's regular expressions run
+    once per client, not once per request."""
+    per = t.group_by("client_ip").aggregate(n=t.count(), family=t.ip_family.max())
+    return per.mutate(net=network(per.client_ip, per.family))
+
+
 def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[float, float]:
     """Share of requests (and of their networks) in the last part of the baseline from clients unseen
     in the part before it: how much "new" an ordinary stretch of this site's traffic has."""
@@ -172,38 +205,41 @@ def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[fl
     if not prior:
         return 0.0, 0.0
     t = data.requests
-    before = in_ranges(t, prior)
-    ref = in_ranges(t, reference)
-    known_ips = before.select("client_ip").distinct()
-    known_nets = before.select(net=network(before.client_ip, before.ip_family)).distinct()
-    ref = ref.mutate(net=network(ref.client_ip, ref.ip_family))
-    ref = ref.mutate(known=ref.client_ip.isin(known_ips.client_ip), known_net=ref.net.isin(known_nets.net))
+    known_ips = _clients(in_ranges(t, prior))
+    ref = _clients(in_ranges(t, reference))
+    ref = ref.mutate(known=ref.client_ip.isin(known_ips.client_ip), known_net=ref.net.isin(known_ips.net))
     row = data.engine.ibis.to_pyarrow(ref.aggregate(
-        n=ref.count(), new=(~ref.known).sum(), newnet=(~ref.known & ~ref.known_net).sum())).to_pylist()[0]
+        n=ref.n.sum(), new=ref.n.sum(where=~ref.known), newnet=ref.n.sum(where=~ref.known & ~ref.known_net))
+    ).to_pylist()[0]
     n = max(int(row["n"] or 0), 1)
     return (row["new"] or 0) / n, (row["newnet"] or 0) / n
 
 
 def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tuple[datetime, datetime]],
-            expected: float, baseline_clients: pa.Table | None = None) -> Composition:
+            expected: float, baseline_clients: pa.Table | None = None,
+            extra: Callable[[Any], tuple[Any, dict[str, Any]]] | None = None) -> Composition:
     """Attribute the requests of ``window`` against the ``baseline`` ranges (``expected``: baseline
     requests for the window's length). ``baseline_clients`` (``client_ip, requests``, as made by
-    ``audience.baseline_clients``) saves grouping the baseline by client again."""
+    ``audience.baseline_clients``) saves grouping the baseline by client again. ``extra(window_rows)``: more
+    per-client aggregates for the same pass over the window, kept in ``clients_table``, as the rows with any
+    columns they need added, and the aggregates (name: expression over those rows)."""
     e = data.engine.ibis
     t = data.requests
     base = in_ranges(t, baseline)
     w = in_ranges(t, [window])
+    more: dict[str, Any] = {}
+    if extra is not None:
+        w, more = extra(w)
     if baseline_clients is not None:
         known = ibis.memtable(baseline_clients.select(["client_ip", "requests"]).rename_columns(
             ["client_ip", "base_requests"]))
     else:
         known = base.group_by("client_ip").aggregate(base_requests=base.count())
-    nets = base.select(net=network(base.client_ip, base.ip_family)).distinct()
+    nets = _clients(base)
     per = w.group_by("client_ip").aggregate(
         requests=w.count(), family=w.ip_family.max(), assets=is_asset(w).sum(),
         referers=w.referer.notnull().sum(), errors=(w.status >= 500).sum(),
-        queries=w.query.notnull().sum(), distinct_paths=w.path.approx_nunique(),
-        user_agent=w.user_agent.max())  # one of its agents; max, not arbitrary(): the same on every engine
+        queries=w.query.notnull().sum(), minutes=data.engine.time_bucket(w.ts, 60).approx_nunique(), **more)
     per = per.mutate(net=network(per.client_ip, per.family))
     per = per.left_join(known, "client_ip").drop("client_ip_right")
     per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net))
@@ -213,6 +249,7 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     is_known = table.column("known").to_numpy(zero_copy_only=False).astype(bool)
     known_net = table.column("known_net").to_numpy(zero_copy_only=False).astype(bool)
     errors = table.column("errors").to_numpy(zero_copy_only=False).astype(float)
+    minutes = table.column("minutes").to_numpy(zero_copy_only=False).astype(float)
     requests = float(n.sum())
     excess = max(requests - expected, 0.0)
     churn, net_churn = _churn(data, baseline)
@@ -225,7 +262,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     new_rows = in_ranges(t, [window])
     new_rows = new_rows.filter(~new_rows.client_ip.isin(known.client_ip))
     base_p50, base_p99 = _rates(data, base)
-    new_p50, _ = _rates(data, new_rows) if new_requests else (0.0, 0.0)
+    # the new clients' requests per active minute, from the window's per-client table
+    new_p50 = float(np.median(n[~is_known] / np.maximum(minutes[~is_known], 1.0))) if new_requests else 0.0
     return Composition(
         start=window[0], end=window[1], requests=int(requests), expected=expected, excess=excess,
         clients=len(n), new_clients=int((~is_known).sum()), new_requests=int(new_requests),
@@ -235,7 +273,7 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         new_network_excess_share=share(new_net_requests - net_churn * expected),
         known_excess_share=share(known_requests - (1 - churn) * expected),
         top10_excess_share=share(top10), sources_for_80pct=sources_80,
-        new_behaviour=_behaviour(data, new_rows), baseline_behaviour=_behaviour(data, base),
+        new_behaviour=_behaviour(data, new_rows, _sums(table, ~is_known)), baseline_behaviour=_behaviour(data, base),
         baseline_rate_p50=base_p50, baseline_rate_p99=base_p99, new_rate_p50=new_p50,
         known_clients_active=int(is_known.sum()), known_clients_with_errors=int((is_known & (errors > 0)).sum()),
         clients_table=table)

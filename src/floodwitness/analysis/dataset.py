@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import pyarrow.parquet as pq
 
@@ -16,10 +18,15 @@ from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
 from floodwitness.ingest.store import REQUESTS, is_store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from floodwitness.ingest.pipeline import Progress
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-@dataclass
+
+@dataclasses.dataclass
 class Dataset:
     """Parsed requests of one analysis, with where they came from."""
 
@@ -27,11 +34,12 @@ class Dataset:
     manifest: Manifest
     store: Path
     temporary: bool
-    _parts: list[str] = field(default_factory=list)
+    _parts: list[str] = dataclasses.field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def requests(self) -> Any:
-        """ibis table of parsed requests (rejected lines excluded)."""
+        """ibis table of parsed requests (rejected lines excluded): one engine view over the parts, made once
+        (each view costs the engine a look at every part's footer)."""
         table = self.engine.parquet(self._parts)
         return table.filter(table.reject_reason.isnull())
 
@@ -56,6 +64,10 @@ class Dataset:
                     return True
         return False
 
+    def on(self, engine: Engine) -> Dataset:
+        """The same data read through ``engine`` (a fork of this one's: see :class:`Side`)."""
+        return Dataset(engine, self.manifest, self.store, temporary=False, _parts=self._parts)
+
     def path_of(self, file_id: int) -> str:
         return self.manifest.inputs[file_id].path
 
@@ -63,6 +75,43 @@ class Dataset:
         self.engine.close()
         if self.temporary:  # the store and the temporary folder made for it
             shutil.rmtree(self.store.parent, ignore_errors=True)
+
+
+class Side:
+    """Engine work for a second thread. Each submitted call runs, in submission order, on one worker thread
+    with the dataset read through a fork of its engine (a connection of its own), while the submitting thread
+    runs its own queries. An engine that cannot fork runs each call when it is submitted, in the submitting
+    thread: the same results, one query at a time."""
+
+    def __init__(self, data: Dataset) -> None:
+        engine = data.engine.fork()
+        self._data = data if engine is None else data.on(engine)
+        self._pool = None if engine is None else ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-side")
+
+    def submit(self, fn: Callable[Concatenate[Dataset, P], R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        if self._pool is not None:
+            return self._pool.submit(fn, self._data, *args, **kwargs)
+        done: Future[R] = Future()
+        try:
+            done.set_result(fn(self._data, *args, **kwargs))
+        except Exception as exc:  # raised where the result is read, as from the worker thread
+            done.set_exception(exc)
+        return done
+
+    def close(self, *, interrupt: bool = False) -> None:
+        """Wait for the calls in flight (or, with ``interrupt``, stop the query running) and close the fork."""
+        if self._pool is None:
+            return
+        if interrupt:
+            self._data.engine.raw.interrupt()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._data.engine.close()
+
+    def __enter__(self) -> Side:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(interrupt=kind is not None)
 
 
 def open_dataset(specs: list[str], *, engine: Engine | None = None, options: IngestOptions | None = None,
@@ -78,8 +127,9 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
         return Dataset(engine, store.manifest, store.root, temporary=False, _parts=store.parts)
     if keep_store is not None:
         root, temporary = Path(keep_store), False
-    else:
+    else:  # deleted after the analysis: written fast rather than small
         root, temporary = Path(tempfile.mkdtemp(prefix="floodwitness-")) / "store", True
+        options = dataclasses.replace(options or IngestOptions(), parquet_compression="lz4")
     try:
         manifest = ingest(specs, root, options=options, engine=engine, progress=progress)
     except BaseException:

@@ -84,10 +84,14 @@ def minute_table(data: Dataset, since: datetime | None = None, until: datetime |
         "shed_503": shed.sum(),
         "bytes": t.bytes.sum(),
     }
-    if data.has_values("request_time"):  # else the quantiles cost 1.3 s on 5.9M rows of nulls
-        aggs["p50_time"] = t.request_time.approx_quantile(0.5)
-        aggs["p95_time"] = t.request_time.approx_quantile(0.95)
+    has_rt = data.has_values("request_time")  # else the quantiles cost 1.3 s on 5.9M rows of nulls
+    if has_rt:  # one sketch for both quantiles: half the cost of two
+        aggs["times"] = t.request_time.approx_quantile([0.5, 0.95])
     table: pa.Table = data.engine.ibis.to_pyarrow(t.group_by(minute).aggregate(**aggs).order_by("minute"))
+    if has_rt:
+        times = table.column("times")
+        table = table.drop_columns(["times"]).append_column("p50_time", pc.list_element(times, 0)).append_column(
+            "p95_time", pc.list_element(times, 1))
     return table
 
 

@@ -9,6 +9,7 @@ one window function per rule over the matching requests, no loop per line.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,24 +37,50 @@ class FlaggedSource:
     overflow: datetime  # when the bucket first overflowed
 
 
+#: The sources a rule flags, one row each: naive UTC times, busiest first (ties by address).
+FLAGGED = pa.schema([("client_ip", pa.string()), ("requests", pa.int64()), ("peak", pa.float64()),
+                     ("first", pa.timestamp("us")), ("overflow", pa.timestamp("us"))])
+
+
 @dataclass(frozen=True)
 class RuleFlags:
+    """The sources one rule flags, kept as an Arrow table (:data:`FLAGGED`): a botnet's tens of thousands of
+    sources become Python objects only when asked for (:attr:`sources`); the report lists the first few."""
+
     rule: Rule
-    sources: tuple[FlaggedSource, ...] = field(default_factory=tuple)
+    table: pa.Table = field(default_factory=FLAGGED.empty_table)
+
+    @functools.cached_property
+    def sources(self) -> tuple[FlaggedSource, ...]:
+        return self.top(self.table.num_rows)
+
+    def top(self, n: int) -> tuple[FlaggedSource, ...]:
+        """The ``n`` busiest flagged sources."""
+        return tuple(FlaggedSource(r["client_ip"], int(r["requests"]), r["peak"], r["first"], r["overflow"])
+                     for r in self.table.slice(0, n).to_pylist())
+
+    @property
+    def count(self) -> int:
+        return int(self.table.num_rows)
+
+    @property
+    def requests(self) -> int:
+        """The flagged sources' requests matching the rule."""
+        return int(pc.sum(self.table.column("requests")).as_py() or 0)
 
     @property
     def ips(self) -> set[str]:
-        return {s.client_ip for s in self.sources}
+        return set(self.table.column("client_ip").to_pylist())
 
     def to_dict(self) -> dict[str, Any]:
         b = self.rule.bucket
         return {"rule": self.rule.name, "description": self.rule.description,
                 "capacity": b.capacity, "leak_seconds": b.leak_seconds, "distinct": b.distinct,
-                "sources": len(self.sources), "requests": sum(s.requests for s in self.sources),
+                "sources": self.count, "requests": self.requests,
                 "top": [{"client_ip": s.client_ip, "requests": s.requests,
                          "peak": None if s.peak is None else round(s.peak, 2),
                          "first": s.first.isoformat() + "Z", "overflow": s.overflow.isoformat() + "Z"}
-                        for s in self.sources[:LISTED]]}
+                        for s in self.top(LISTED)]}
 
 
 def bucket_levels(t: Any, leak_seconds: float) -> Any:
@@ -67,12 +94,10 @@ def bucket_levels(t: Any, leak_seconds: float) -> Any:
     return t.mutate(level=t["rank"] + 1 - t.sec + t.best)
 
 
-def _sources(rule: Rule, rows: list[dict[str, Any]]) -> RuleFlags:
-    """``rows`` from :func:`_pylist` (naive UTC times)."""
-    return RuleFlags(rule, tuple(FlaggedSource(r["client_ip"], int(r["requests"]),
-                                               None if r["peak"] is None else float(r["peak"]), r["first"],
-                                               r["overflow"])
-                                 for r in sorted(rows, key=lambda r: (-int(r["requests"]), r["client_ip"]))))
+def _flags(rule: Rule, table: pa.Table) -> RuleFlags:
+    """``table`` (the :data:`FLAGGED` columns, zoned or naive times, any order) as the rule's flags."""
+    table = _naive(table.select(FLAGGED.names)).cast(FLAGGED)
+    return RuleFlags(rule, table.sort_by([("requests", "descending"), ("client_ip", "ascending")]))
 
 
 def _naive(table: pa.Table) -> pa.Table:
@@ -84,19 +109,24 @@ def _naive(table: pa.Table) -> pa.Table:
     return table
 
 
-def _pylist(table: pa.Table) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = _naive(table).to_pylist()
-    return rows
+def rule_aggregates(t: Any, rules: tuple[Rule, ...]) -> tuple[Any, dict[str, Any]]:
+    """Per-client aggregates of the rules with request conditions (``Rule.per_request``), for a group-by by
+    client: its matching requests (``n<i>``) and the first one (``f<i>``), ``i`` counting those rules. Returns
+    ``t`` with each rule's predicate as a column (evaluated once for both aggregates), and the aggregates
+    over it."""
+    scanned = [r for r in rules if r.per_request]
+    m = t.mutate(**{f"p{i}": rule.predicate(t) for i, rule in enumerate(scanned)})
+    aggs: dict[str, Any] = {}
+    for i in range(len(scanned)):
+        aggs[f"n{i}"] = m[f"p{i}"].sum()
+        aggs[f"f{i}"] = m.ts.min(where=m[f"p{i}"])
+    return m, aggs
 
 
 def _per_client(data: Dataset, t: Any, rules: tuple[Rule, ...]) -> pa.Table:
-    """One grouped pass for every rule: per client, its matching requests (``n<i>``) and the first one
-    (``f<i>``, naive UTC), as an Arrow table (read a rule's columns at a time, never as Python rows)."""
-    m = t.mutate(**{f"p{i}": rule.predicate(t) for i, rule in enumerate(rules)})  # each predicate once
-    aggs: dict[str, Any] = {}
-    for i in range(len(rules)):
-        aggs[f"n{i}"] = m[f"p{i}"].sum()
-        aggs[f"f{i}"] = m.ts.min(where=m[f"p{i}"])
+    """One grouped pass for every rule: per client with a matching request, :func:`rule_aggregates` as an
+    Arrow table (naive UTC times; read a rule's columns at a time, never as Python rows)."""
+    m, aggs = rule_aggregates(t, rules)
     per = m.group_by("client_ip").aggregate(**aggs)
     per = per.filter(ibis.or_(*[per[f"n{i}"] > 0 for i in range(len(rules))]))
     return _naive(data.engine.ibis.to_pyarrow(per))
@@ -108,12 +138,13 @@ def _matching(per: pa.Table, i: int, more_than: int) -> pa.Table:
     return per.filter(pc.fill_null(pc.greater(n, more_than), False)).select(["client_ip", f"n{i}", f"f{i}"])
 
 
-def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: dict[str, int] | None) -> RuleFlags:
-    """The bucket of ``rule`` over the sources in ``counts`` (their matching requests), or over every source
-    when ``counts`` is None (a distinct bucket pours one row per value: few rows)."""
+def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: pa.Table | None) -> RuleFlags:
+    """The bucket of ``rule`` over the sources in ``counts`` (``client_ip``, ``requests``: their matching
+    requests), or over every source when ``counts`` is None (a distinct bucket pours one row per value: few
+    rows)."""
     b = rule.bucket
     if counts is not None:  # a table, not a literal list: tens of thousands of addresses would bloat the SQL
-        sources = ibis.memtable(pa.table({"client_ip": pa.array(sorted(counts), pa.string())}))
+        sources = ibis.memtable(counts.select(["client_ip"]))
         m = t.filter(t.client_ip.isin(sources.client_ip))
     else:
         m = t
@@ -127,35 +158,58 @@ def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: dict[str, int] | No
     per = per.filter(per.peak > b.capacity + 1e-9)
     if counts is None:
         per = per.join(m.group_by("client_ip").aggregate(requests=m.count()), "client_ip")
-        return _sources(rule, _pylist(data.engine.ibis.to_pyarrow(per)))
-    rows = _pylist(data.engine.ibis.to_pyarrow(per))
-    return _sources(rule, [r | {"requests": counts[r["client_ip"]]} for r in rows])
+        return _flags(rule, data.engine.ibis.to_pyarrow(per))
+    return _flags(rule, data.engine.ibis.to_pyarrow(per).join(counts, "client_ip"))
+
+
+@dataclass(frozen=True)
+class RuleScan:
+    """What the fingerprint rules found in one scan of a window: the sources each rule flags, and for every
+    rule with request conditions its matching requests and the clients that sent them (flagged or not)."""
+
+    flags: list[RuleFlags]
+    matches: dict[str, tuple[int, int]]  # rule name: (matching requests, clients with one)
 
 
 def flag_sources(data: Dataset, rules: tuple[Rule, ...],
                  window: tuple[datetime, datetime] | None = None) -> list[RuleFlags]:
     """For each rule that flags at least one source (in ``window``, or the whole data), the flagged sources,
-    busiest first, in the order of ``rules``. One scan finds, per rule, the sources with a matching request;
-    a bucket then runs only over the sources that could overflow it (more matches than its capacity)."""
+    busiest first, in the order of ``rules`` (see :func:`scan_rules`)."""
+    return scan_rules(data, rules, window).flags
+
+
+def scan_rules(data: Dataset, rules: tuple[Rule, ...], window: tuple[datetime, datetime] | None = None, *,
+               per_client: pa.Table | None = None) -> RuleScan:
+    """The rules' flags and matches in ``window`` (or the whole data). One scan finds, per rule, the sources
+    with a matching request (or ``per_client`` has them already: :func:`rule_aggregates` of every client of
+    ``window``); a bucket then runs only over the sources that could overflow it (more matches than its
+    capacity)."""
     if not rules:
-        return []
+        return RuleScan([], {})
     t = data.requests if window is None else in_ranges(data.requests, [window])
     scanned = [r for r in rules if r.per_request]  # a rule without conditions would list every client
-    per = _per_client(data, t, tuple(scanned)) if scanned else None
+    per = None
+    if scanned:
+        per = _naive(per_client) if per_client is not None else _per_client(data, t, tuple(scanned))
+    matches: dict[str, tuple[int, int]] = {}
     out = []
     for rule in rules:
         b = rule.bucket
         i = scanned.index(rule) if rule in scanned else -1
+        if i >= 0 and per is not None:
+            n = pc.fill_null(per.column(f"n{i}"), 0)
+            matches[rule.name] = (int(pc.sum(n).as_py() or 0), int(pc.sum(pc.greater(n, 0)).as_py() or 0))
         if i < 0 or per is None:  # no request condition (e.g. distinct user agents): the bucket runs over all
             flags = _bucket_flags(data, t, rule, None)
-        elif b.capacity == 0:
-            flags = _sources(rule, [{"client_ip": r["client_ip"], "requests": r[f"n{i}"], "peak": None,
-                                     "first": r[f"f{i}"], "overflow": r[f"f{i}"]}
-                                    for r in _matching(per, i, 0).to_pylist()])
+        elif b.capacity == 0:  # no bucket: every source with a matching request, flagged at its first one
+            hits = _matching(per, i, 0)
+            flags = _flags(rule, pa.table({"client_ip": hits.column("client_ip"), "requests": hits.column(f"n{i}"),
+                                           "peak": pa.nulls(hits.num_rows, pa.float64()),
+                                           "first": hits.column(f"f{i}"), "overflow": hits.column(f"f{i}")}))
         else:  # only sources with more matching requests than the capacity can overflow it
             hits = _matching(per, i, b.capacity)
-            counts = dict(zip(hits.column("client_ip").to_pylist(), hits.column(f"n{i}").to_pylist(), strict=True))
-            flags = _bucket_flags(data, t, rule, counts) if counts else RuleFlags(rule)
-        if flags.sources:
+            counts = hits.select(["client_ip", f"n{i}"]).rename_columns(["client_ip", "requests"])
+            flags = _bucket_flags(data, t, rule, counts) if counts.num_rows else RuleFlags(rule)
+        if flags.count:
             out.append(flags)
-    return out
+    return RuleScan(out, matches)

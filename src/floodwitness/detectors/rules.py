@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.analysis.composition import in_ranges, is_asset
+from floodwitness.analysis.composition import heaviest, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
-from floodwitness.detectors.base import Context, Finding, detector
-from floodwitness.detectors.behaviour import RuleFlags, flag_sources
+from floodwitness.detectors.base import Context, Evidence, Finding, detector
+from floodwitness.detectors.behaviour import RuleScan, scan_rules
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
 
@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
+
+
+def _suspect_samples(ctx: Context, query: str) -> tuple[Evidence, ...]:
+    """Sample lines of the 20 heaviest suspects (ties by address), or of the window when there is none: looked up
+    once per incident, since several findings cite them."""
+    cached: tuple[Evidence, ...] | None = ctx.extras.get("suspect_samples")
+    if cached is None:
+        ips = heaviest(suspects(ctx.composition), 20, ["client_ip", "requests"]).column("client_ip").to_pylist()
+        cached = samples(ctx, (lambda t: t.client_ip.isin(ips)) if ips else None, "")
+        ctx.extras["suspect_samples"] = cached
+    return tuple(replace(e, query=query) for e in cached)
 
 
 def _fid(ctx: Context, name: str) -> str:
@@ -119,9 +130,6 @@ def new_networks(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not new_networks_hold(c):
         return []
-    sus = suspects(ctx.composition)
-    top = sus.sort_by([("requests", "descending"), ("client_ip", "ascending")])
-    top = top.slice(0, 20).column("client_ip").to_pylist()
     query = window_sql(ctx, select="client_ip, count(*) AS requests",
                        where=f"client_ip NOT IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
                              f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))",
@@ -134,8 +142,7 @@ def new_networks(ctx: Context) -> list[Finding]:
                      "new_excess_share": round(c.new_excess_share, 3), "new_clients": c.new_clients,
                      "new_network_requests": c.new_network_requests, "normal_network_churn": round(
                          c.network_churn_share, 3)},
-        confidence=min(0.5 + c.new_network_excess_share / 2, 0.97),
-        evidence=samples(ctx, lambda t: t.client_ip.isin(top), query))]
+        confidence=min(0.5 + c.new_network_excess_share / 2, 0.97), evidence=_suspect_samples(ctx, query))]
 
 
 @detector
@@ -211,7 +218,7 @@ def concentrated_sources(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not concentrated_sources_hold(c):
         return []
-    table = c.clients_table.sort_by([("requests", "descending"), ("client_ip", "ascending")]).slice(0, 10)
+    table = c.heaviest(10, ["client_ip", "requests"])
     top = table.column("client_ip").to_pylist()
     minutes = max((c.end - c.start).total_seconds(), 1)
     rates = [round(n / minutes, 1) for n in table.column("requests").to_pylist()]
@@ -237,38 +244,26 @@ def _from_sources(t: Any, ips: list[str]) -> Any:
 @detector
 def tool_fingerprint(ctx: Context) -> list[Finding]:
     """Rules with request conditions count their matching requests; rules about a source's behaviour as a
-    whole (a bucket only, e.g. switching user agents) count the requests of the sources they flag."""
-    t = in_ranges(ctx.data.requests, [ctx.window])
+    whole (a bucket only, e.g. switching user agents) count the requests of the sources they flag. Both come
+    from the rules' scan of the window (``ctx.extras["rules_scan"]``, else scanned here)."""
     rules = _rules(ctx)
-    flags: list[RuleFlags] | None = ctx.extras.get("flags")
-    if flags is None:
-        flags = flag_sources(ctx.data, rules, ctx.window)
-    flagged = {f.rule.name: f for f in flags}
-    # a rule without a bucket flags every source with a matching request: its flags count its matches already
-    counted = [r for r in rules if r.per_request and (r.bucket.capacity or r.bucket.distinct)]
-    aggs: dict[str, Any] = {}
-    for r in counted:  # one scan of the window for every counted rule's requests and clients
-        aggs[r.name] = r.predicate(t).sum()
-        aggs[f"{r.name}__clients"] = t.client_ip.nunique(where=r.predicate(t))
-    row = ctx.data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0] if aggs else {}
-    for r in rules:
-        if r.per_request and r.name not in row:
-            row[r.name] = sum(s.requests for s in flagged[r.name].sources) if r.name in flagged else 0
+    scan: RuleScan | None = ctx.extras.get("rules_scan")
+    if scan is None:
+        scan = scan_rules(ctx.data, rules, ctx.window)
+    flagged = {f.rule.name: f for f in scan.flags}
     out = []
     total = max(ctx.composition.requests, 1)
     for rule in rules:
         predicate: Callable[[Any], Any]
         if rule.per_request:
-            hits, predicate = int(row[rule.name] or 0), rule.predicate
+            (hits, clients), predicate = scan.matches[rule.name], rule.predicate
         elif rule.name in flagged:
-            hits = sum(s.requests for s in flagged[rule.name].sources)
+            hits, clients = flagged[rule.name].requests, flagged[rule.name].count
             predicate = partial(_from_sources, ips=sorted(flagged[rule.name].ips))
         else:
             continue
         if hits < 20 or hits / total < 0.02:
             continue
-        # a bucket flags only some of the matching sources: count them all
-        clients = int(row[f"{rule.name}__clients"] or 0) if rule in counted else len(flagged[rule.name].sources)
         out.append(Finding(
             _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
             f"{hits:,} requests ({_pct(hits / total)}) from {clients:,} clients match {rule.name}: {rule.description}",
@@ -299,8 +294,6 @@ def audience_shift(ctx: Context) -> list[Finding]:
              + "; top-10 share of requests: " + ", ".join(conc))
     if audience.note:
         claim += f" ({audience.note})"
-    sus = suspects(c)
-    top = sus.sort_by([("requests", "descending")]).slice(0, 20).column("client_ip").to_pylist()
     net = "split_part(client_ip, '.', 1) || '.' || split_part(client_ip, '.', 2)"
     query = window_sql(ctx, select=f"{net} AS net16, count(*) AS requests, count(DISTINCT client_ip) AS clients",
                        where=f"{net} NOT IN (SELECT {net} FROM read_parquet('{ctx.data.parquet_glob}') "
@@ -309,7 +302,7 @@ def audience_shift(ctx: Context) -> list[Finding]:
     metrics: dict[str, Any] = {lv.level: lv.to_dict() for lv in audience.levels}
     metrics["databases"] = [f"{d['name']} ({d['date']})" for d in audience.databases]
     return [Finding(_fid(ctx, "audience"), "audience_shift", claim, ctx.window, metrics, confidence=0.8,
-                    evidence=samples(ctx, (lambda t: t.client_ip.isin(top)) if top else None, query))]
+                    evidence=_suspect_samples(ctx, query))]
 
 
 @detector

@@ -67,6 +67,9 @@ class Engine:
                              hint="Use floodwitness.engine.open_engine(config) for any engine.")
         self.ibis = ibis.duckdb.connect()
         self.raw: Any = self.ibis.con  # the duckdb connection
+        self._configure()
+
+    def _configure(self) -> None:
         self.raw.execute("SET TimeZone = 'UTC'")
         spill = self.config.temp_directory or os.path.join(tempfile.gettempdir(), "floodwitness-spill")
         self.raw.execute(f"SET temp_directory = '{_sql_str(spill)}'")
@@ -77,6 +80,18 @@ class Engine:
         if self.config.threads:
             self.raw.execute(f"SET threads = {int(self.config.threads)}")
 
+    def fork(self) -> Engine | None:
+        """A second connection to the same database, for a worker thread to run queries while this one runs
+        its own (a DuckDB connection serves one thread at a time; the database's worker threads are shared,
+        so two queries in flight keep every core busy through each other's single-threaded phases).
+        None when the engine cannot run two queries at once from one process (see ``SparkEngine``)."""
+        child = object.__new__(type(self))
+        child.config = self.config
+        child.raw = self.raw.cursor()
+        child.ibis = ibis.duckdb.from_connection(child.raw)
+        child._configure()
+        return child
+
     def unregister(self, name: str) -> None:
         self.raw.unregister(name)
 
@@ -84,9 +99,10 @@ class Engine:
         """Expose an in-memory Arrow table (scanned on every thread, unlike a stream)."""
         self.raw.register(name, table)
 
-    def parquet_sink(self) -> ParquetSink:
-        """Write query results to Parquet files on a worker thread while the engine runs the next query."""
-        return ParquetSink(self)
+    def parquet_sink(self, compression: str = "zstd") -> ParquetSink:
+        """Write query results to Parquet files (``compression``: the codec) on a worker thread while the engine
+        runs the next query."""
+        return ParquetSink(self, compression)
 
     def sql_to_arrow(self, sql: str) -> pa.Table:
         return self.raw.sql(sql).to_arrow_table()
@@ -131,8 +147,9 @@ class ParquetSink:
     the parse of the next. One write is in flight at most, so memory stays at two results.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, compression: str = "zstd") -> None:
         self._engine = engine
+        self._compression = compression
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-write")
         self._pending: Future[None] | None = None
 
@@ -142,7 +159,7 @@ class ParquetSink:
         if table.schema != schema:
             table = table.cast(schema)
         self.wait()
-        self._pending = self._pool.submit(_write_parquet, table, path)
+        self._pending = self._pool.submit(_write_parquet, table, path, self._compression)
 
     def wait(self) -> None:
         """Block until the write in flight (if any) is on disk; re-raises its error."""
@@ -163,11 +180,11 @@ class ParquetSink:
         self.close()
 
 
-def _write_parquet(table: pa.Table, path: str) -> None:
+def _write_parquet(table: pa.Table, path: str, compression: str) -> None:
     import pyarrow.parquet as pq  # noqa: PLC0415 - only ingest writes
 
     try:
-        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, path, compression=compression, row_group_size=ROW_GROUP_ROWS)
     except OSError as exc:  # the store's disk: full, read-only, gone
         raise StoreError(f"cannot write the store: {exc}", path=path,
                          hint="Free space, or choose another --out.") from exc

@@ -316,7 +316,8 @@ def _parse_group(engine: SparkEngine, hadoop: _Hadoop, fmt: LogFormat, members: 
         staging = work / f".spark-{number}"
         try:
             (parsed.withColumn("_fid", F.col("file_id")).sortWithinPartitions("_fid", "line")
-             .write.partitionBy("_fid").option("compression", "zstd").parquet(staging.as_uri()))
+             .write.partitionBy("_fid").option("compression", options.parquet_compression)
+             .parquet(staging.as_uri()))
         except Exception as exc:
             raise _read_error(exc, members) from None
     finally:

@@ -6,9 +6,10 @@ that rewrite the screen, or rich markup. Everything from a log goes through here
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+import orjson
 
 # C0 controls except none kept, DEL, C1 controls; plus Unicode bidi overrides that can reorder text.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -24,9 +25,16 @@ def _escape(match: re.Match[str]) -> str:
 _JSON_VISIBLE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
-def json_text(data: Any, *, indent: int | None = 1) -> str:
-    """``data`` as JSON (UTF-8 text kept readable) whose every control character is an escape."""
-    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+#: orjson: indented output ten times faster than the standard library's (whose C encoder cannot indent; a report's
+#: blocklist alone can be tens of thousands of entries); dates and dataclasses through ``str`` like ``json.dumps``'s
+#: ``default=str``; NaN and infinities as null (strict JSON).
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def json_text(data: Any, *, indent: bool = True) -> str:
+    """``data`` as JSON (UTF-8 text kept readable, indented by two spaces unless ``indent`` is False) whose
+    every control character is an escape."""
+    text = orjson.dumps(data, default=str, option=_ORJSON | (orjson.OPT_INDENT_2 if indent else 0)).decode()
     return _JSON_VISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

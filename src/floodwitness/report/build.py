@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -18,6 +19,7 @@ import pyarrow as pa
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
 from floodwitness.analysis.composition import Composition, compose, in_ranges
+from floodwitness.analysis.dataset import Side
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import (
@@ -40,7 +42,7 @@ from floodwitness.analysis.windows import (
     window_times,
 )
 from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
-from floodwitness.detectors.behaviour import RuleFlags, flag_sources
+from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.enrich import Enricher
 from floodwitness.errors import UsageError
@@ -139,20 +141,23 @@ class _Shared:
 
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
               baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions,
-              shared: _Shared) -> IncidentResult:
+              shared: _Shared, side: Side) -> IncidentResult:
     times = _refined(data, tl, base, w, options)
+    seconds = side.submit(per_second, times[0], times[1], errors=False)  # needs only the window
     expected = float(base.level[w.start_index:w.end_index].sum())
-    comp = compose(data, times, baseline_ranges, expected, shared.baseline_clients)
+    # the fingerprint rules' per-client counts come from the composition's pass over the window's clients
+    comp = compose(data, times, baseline_ranges, expected, shared.baseline_clients,
+                   extra=partial(rule_aggregates, rules=shared.rules))
+    scan = scan_rules(data, shared.rules, times, per_client=comp.clients_table)
     phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
     audience = audience_of(comp, shared.baseline_clients, shared.enricher)
-    flags = flag_sources(data, shared.rules, times)
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
                   extras={"baseline_ranges": baseline_ranges, "audience": audience, "rules": shared.rules,
-                          "flags": flags})
+                          "rules_scan": scan})
     findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
-    second0, counts = per_second(data, times[0], times[1], errors=False)
+    second0, counts = seconds.result()
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
@@ -160,7 +165,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     return IncidentResult(index, w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
-                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, flags)
+                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
 
 
 def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
@@ -178,14 +183,23 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     windows = find_windows(tl, base, options.policy)
     baseline_ranges = _baseline_ranges(tl, base, windows, options)
     rules = load_rules(options.fingerprints)
-    enricher = Enricher(options.geoip, options.asn) if options.enrich else None
-    try:
-        shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
-        results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
-                   for i, w in enumerate(windows[: options.max_incidents])]
-    finally:
-        if enricher is not None:
-            enricher.close()
+    with Side(data) as side:
+        new_clients = side.submit(first_seen_per_minute, tl, options.since, options.until)
+        enricher = Enricher(options.geoip, options.asn) if options.enrich else None
+        try:
+            shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
+            results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared, side)
+                       for i, w in enumerate(windows[: options.max_incidents])]
+        finally:
+            if enricher is not None:
+                enricher.close()
+        return _report(data, options, tl, base, baseline_ranges, span, rules, shared, results,
+                       new_clients.result())
+
+
+def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline,
+            baseline_ranges: list[tuple[datetime, datetime]], span: Span | None, rules: tuple[Rule, ...],
+            shared: _Shared, results: list[IncidentResult], new_clients: np.ndarray) -> dict[str, Any]:
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
     main = results[0] if results else None
@@ -206,7 +220,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
             "timeline": _timeline_dict(tl, base, baseline_ranges)
-            | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
+            | {"new_clients": [int(x) for x in new_clients]},
             "attribution": ATTRIBUTION,
         }
         if span is not None and span.periods:
@@ -299,17 +313,23 @@ def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[dat
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     c = r.composition
-    t = c.clients_table.sort_by([("requests", "descending"), ("client_ip", "ascending")])  # ties: by address
+    t = c.heaviest(20, ["client_ip", "requests", "known", "net", "known_net"])
+    w = in_ranges(data.requests, [r.times])
+    # the listed sources' paths and agent: a look at their requests only, not a count for every client
+    listed = w.filter(w.client_ip.isin(t.column("client_ip").to_pylist()))
+    detail = {row["client_ip"]: row for row in data.engine.ibis.to_pyarrow(listed.group_by("client_ip").aggregate(
+        distinct_paths=listed.path.nunique(), user_agent=listed.user_agent.max())).to_pylist()}
     seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
     top = [{"client_ip": row["client_ip"], "requests": row["requests"], "rate_rps": round(row["requests"] / seconds, 3),
             "known": row["known"], "network": row["net"], "known_network": row["known_net"],
-            "user_agent": row["user_agent"], "distinct_paths": row["distinct_paths"]}
-           for row in t.slice(0, 20).to_pylist()]
-    w = in_ranges(data.requests, [r.times])
+            "user_agent": detail[row["client_ip"]]["user_agent"],
+            "distinct_paths": detail[row["client_ip"]]["distinct_paths"]}
+           for row in t.to_pylist()]
     # networks from the per-client table (one row per client, already in memory): no new scan
     by_net = c.clients_table.group_by(["net", "known_net"]).aggregate([("requests", "sum"), ("client_ip", "count")])
     nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
-                    "known": row["known_net"]} for row in by_net.to_pylist()), key=lambda n: -int(n["requests"]))[:15]
+                    "known": row["known_net"]} for row in by_net.to_pylist()),
+                  key=lambda n: (-int(n["requests"]), n["net"]))[:15]
     uas = data.engine.ibis.to_pyarrow(w.group_by("user_agent").aggregate(
         requests=w.count(), clients=w.client_ip.nunique()).order_by(
         [ibis.desc("requests"), "user_agent"]).limit(10)).to_pylist()
