@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from netaddr import IPAddress, IPNetwork, IPSet
@@ -15,9 +17,6 @@ from floodwitness.analysis.dataset import open_dataset
 from floodwitness.cli import main
 from floodwitness.report import analyze
 from floodwitness.simulate import SCENARIOS, Truth, simulate
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 ATTACKS = ("ddos", "dos", "mixed")
 
@@ -156,6 +155,21 @@ def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path
     assert lines[0].startswith("# floodwitness blocklist: ")
     assert lines[1].startswith("# covers ")
     assert lines[2:] == [e["cidr"] for e in report["mitigation"]["blocklist"]]
+
+
+def test_a_temporary_store_is_written_for_speed_and_a_kept_one_for_size(reports: dict[str, Any]) -> None:
+    """``analyze`` on log files writes the store it deletes afterwards with lz4 (less CPU than zstd); a store
+    that is kept (``--keep-store``, ``ingest``) is written with zstd, the smaller."""
+    _, _, folder = reports["mirai"]
+    kept = sorted((folder / "store" / "requests").glob("*.parquet"))[0]
+    assert pq.ParquetFile(kept).metadata.row_group(0).column(0).compression == "ZSTD"
+    data = open_dataset([str(folder / "access.log")])
+    try:
+        part = Path(data._parts[0])
+        assert data.temporary and pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "LZ4"
+    finally:
+        data.close()
+    assert not part.exists()
 
 
 def test_cli_refuses_to_overwrite_an_input(reports: dict[str, Any]) -> None:

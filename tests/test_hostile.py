@@ -26,7 +26,7 @@ from floodwitness.formats.detect import detect
 from floodwitness.mitigation.exports import EXPORTERS, ExportContext, csv_cell, render
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.rules import plan_rules
-from floodwitness.render.safe import terminal_safe
+from floodwitness.render.safe import json_text, terminal_safe
 from tests.hostile_corpus import (
     BIG_LINE,
     FORMULA,
@@ -161,6 +161,15 @@ def test_json_outputs_are_valid_utf8_json(corpus: Corpus, runs: dict[str, Any]) 
         assert not TERMINAL_UNSAFE.search(text), name  # safe to `cat`: controls and bidi are escapes
     agents = {s["user_agent"] for s in runs["report"]["sources"]["top"]}
     assert agents & set(HOSTILE_AGENTS)  # kept as they were written, only escaped as JSON requires
+
+
+def test_json_text_escapes_what_a_terminal_would_act_on_and_writes_no_nan() -> None:
+    """The JSON writer keeps text readable (UTF-8 as it is) but escapes C1 controls, bidi overrides and line
+    separators; a NaN becomes null, so strict parsers read the report."""
+    text = json_text({"agent": "a\x1b[2Jb\x9b\u202e\u2028é", "rate": float("nan"), "at": datetime(2024, 1, 2)})
+    assert not TERMINAL_UNSAFE.search(text) and "é" in text
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in strict JSON")) == {
+        "agent": "a\x1b[2Jb\x9b\u202e\u2028é", "rate": None, "at": "2024-01-02 00:00:00"}
 
 
 def test_html_shows_hostile_fields_only_as_text(corpus: Corpus, runs: dict[str, Any]) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+import ibis
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,7 +22,8 @@ from netaddr import IPSet
 from floodwitness.analysis.audience import _concentration
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.cli import main
-from floodwitness.detectors.behaviour import flag_sources
+from floodwitness.detectors import behaviour
+from floodwitness.detectors.behaviour import flag_sources, scan_rules
 from floodwitness.detectors.fingerprints import load_rules, parse_rules
 from floodwitness.enrich import Enricher, parse_addresses
 from floodwitness.enrich.ranges import UNKNOWN, RangeTable
@@ -181,6 +184,137 @@ def test_bucket_flags_what_crowdsec_would(tmp_path_factory: pytest.TempPathFacto
         assert (ip in got) == flagged
         if flagged:  # a rule of capacity 0 needs no bucket: any match flags, no level is measured
             assert got[ip] == (pytest.approx(peak) if capacity else None)
+
+
+def _bucket_log(tmp: Path, per_source: list[list[tuple[int, int]]]) -> Path:
+    """A log of sources 10.0.0.1, 10.0.0.2, ... each sending (second, user agent number) requests."""
+    start = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
+    lines = []
+    for s, requests in enumerate(per_source):
+        for sec, ua in sorted(requests):
+            ts = (start + timedelta(seconds=sec)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            lines.append(f'10.0.0.{s + 1} - - [{ts}] "GET /?{sec} HTTP/1.1" 200 5 "-" "agent {ua}"')
+    log = tmp / "b.log"
+    log.write_text("\n".join(lines) + "\n")
+    return log
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=30), min_size=2, max_size=6),
+       st.integers(1, 6), st.sampled_from([0.5, 1.0, 3.0]))
+@example(per_source=[list(range(30)), list(range(29)), [5, 6]], capacity=2, leak=3.0)  # two sure, one listed
+def test_bucket_skips_sources_that_overflowed_for_sure_but_lists_the_busiest_exactly(
+        tmp_path_factory: pytest.TempPathFactory, per_source: list[list[int]], capacity: int, leak: float) -> None:
+    """Within a window, a source whose matches minus what leaked since its first one exceed the capacity
+    overflowed for sure: it is flagged without running its bucket, unless it is among the listed busiest."""
+    log = _bucket_log(tmp_path_factory.mktemp("sure"), [[(sec, 0) for sec in secs] for secs in per_source])
+    rule_text = json.dumps({"rules": [{"name": "any", "description": "every request", "path_regex": "^/",
+                                       "per_source": {"capacity": capacity, "leak_seconds": leak}}]})
+    rules = parse_rules(rule_text, "test")
+    start = datetime(2024, 5, 17, 10, 0)
+    data = open_dataset([str(log)])
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(behaviour, "LISTED", 1)
+            flags = scan_rules(data, rules, (start, start + timedelta(seconds=60))).flags
+    finally:
+        data.close()
+    got = {s.client_ip: s for f in flags for s in f.sources}
+    truth = {f"10.0.0.{i + 1}": _crowdsec_bucket([float(x) for x in sorted(secs)], capacity, leak)
+             for i, secs in enumerate(per_source)}
+    assert set(got) == {ip for ip, (flagged, _) in truth.items() if flagged}
+    for ip, source in got.items():
+        assert source.requests == len(per_source[int(ip.rsplit(".", 1)[1]) - 1])
+        if source.peak is None:  # not run: its floor alone says it overflowed
+            assert source.overflow is None
+            assert source.requests - (60 - min(per_source[int(ip.rsplit(".", 1)[1]) - 1])) / leak > capacity
+        else:
+            assert source.peak == pytest.approx(truth[ip][1]) and source.overflow is not None
+    if flags:  # the busiest flagged source (the one listed) always has its bucket run
+        assert flags[0].sources[0].peak is not None
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 5)), min_size=1, max_size=20),
+                min_size=1, max_size=5),
+       st.integers(2, 4), st.sampled_from([1.0, 8.0]))
+def test_distinct_bucket_counts_every_source_with_several_values(
+        tmp_path_factory: pytest.TempPathFactory, per_source: list[list[tuple[int, int]]], capacity: int,
+        leak: float) -> None:
+    """A bucket on distinct user agents runs only over sources with two agents or more (one agent can never
+    overflow a capacity of 2 or more): the flagged sources are still exactly CrowdSec's."""
+    log = _bucket_log(tmp_path_factory.mktemp("distinct"), per_source)
+    rule_text = json.dumps({"rules": [{"name": "agents", "description": "switching agents",
+                                       "per_source": {"capacity": capacity, "leak_seconds": leak,
+                                                      "distinct": "user_agent"}}]})
+    data = open_dataset([str(log)])
+    try:
+        got = {s.client_ip: s.peak for f in flag_sources(data, parse_rules(rule_text, "test")) for s in f.sources}
+    finally:
+        data.close()
+    for i, requests in enumerate(per_source):
+        first_of_each: dict[int, int] = {}
+        for sec, ua in sorted(requests):
+            first_of_each.setdefault(ua, sec)
+        flagged, peak = _crowdsec_bucket(sorted(float(x) for x in first_of_each.values()), capacity, leak)
+        assert (f"10.0.0.{i + 1}" in got) == flagged
+        if flagged:
+            assert got[f"10.0.0.{i + 1}"] == pytest.approx(peak)
+
+
+_ROW = st.fixed_dictionaries({
+    "path": st.sampled_from(["/", "/AB", "/ABCDEF", "/x.css", "/a/b"]),
+    "query": st.sampled_from([None, "", "123", "AB=CD", "x=1"]),
+    "referer": st.sampled_from([None, "http://a/", "http://www.google.com/abcde"]),
+    "user_agent": st.sampled_from([None, "ua1", "ua2", "Mozilla/5.0"]),
+    "method": st.sampled_from([None, "GET", "POST", "HEAD"]),
+    "protocol": st.sampled_from([None, "HTTP/1.1", "HTTP/9", "x"]),
+    "status": st.sampled_from([None, 200, 408, 503]),
+    "bytes": st.sampled_from([None, 0, 5]),
+})
+_SPEC = st.fixed_dictionaries({}, optional={
+    "user_agents": st.sampled_from([["ua1"], ["ua1", "Mozilla/5.0"]]),
+    "user_agent_regex": st.sampled_from(["^ua", "Mozilla"]),
+    "referer_absent": st.just(True), "query_absent": st.just(True),
+    "referer_regex": st.sampled_from(["google", "^http://a"]),
+    "path_regex": st.sampled_from(["^/$", "^/[A-Z]{6}$", "\\.css$"]),
+    "query_regex": st.sampled_from(["^[0-9]{1,4}$", "^[A-Z]+=[A-Z]+$"]),
+    "methods": st.sampled_from([["GET"], ["POST", "HEAD"]]),
+    "protocol_not_in": st.sampled_from([["HTTP/1.1"], ["HTTP/1.1", "x"]]),
+    "status": st.sampled_from([408, 200]), "bytes": st.sampled_from([0, 5]),
+})
+
+
+def _matches(spec: dict[str, object], row: dict[str, object]) -> bool:
+    """The rule format's meaning, condition by condition, in Python (a null never matches a condition)."""
+    def search(column: str, pattern: object) -> bool:
+        return row[column] is not None and re.search(str(pattern), str(row[column])) is not None
+    checks = {
+        "user_agents": lambda v: row["user_agent"] in v, "user_agent_regex": lambda v: search("user_agent", v),
+        "referer_absent": lambda v: row["referer"] is None, "query_absent": lambda v: row["query"] is None,
+        "referer_regex": lambda v: search("referer", v), "path_regex": lambda v: search("path", v),
+        "query_regex": lambda v: search("query", v), "methods": lambda v: row["method"] in v,
+        "protocol_not_in": lambda v: row["protocol"] is not None and row["protocol"] not in v,
+        "status": lambda v: row["status"] == v, "bytes": lambda v: row["bytes"] == v,
+    }
+    return all(checks[key](value) for key, value in spec.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(_SPEC.filter(bool), st.lists(_ROW, min_size=1, max_size=12))
+def test_rule_predicate_means_every_condition(spec: dict[str, object], rows: list[dict[str, object]]) -> None:
+    """The predicate tests its conditions in a nested CASE, cheapest first: it must still mean "every condition
+    holds", with nulls never matching, whatever the conditions and the rows."""
+    rule = parse_rules(json.dumps({"rules": [{"name": "r", "description": "d"} | spec]}), "t")[0]
+    schema = {"path": "string", "query": "string", "referer": "string", "user_agent": "string", "method": "string",
+              "protocol": "string", "status": "int16", "bytes": "int64"}
+    table = ibis.memtable(rows, schema=schema)
+    con = ibis.duckdb.connect()
+    try:
+        got = con.to_pyarrow(table.select(m=rule.predicate(table))).column("m").to_pylist()
+    finally:
+        con.disconnect()
+    assert [bool(x) for x in got] == [_matches(rule.spec, row) for row in rows]
 
 
 # --- the rule file format ------------------------------------------------------------------------------

@@ -55,7 +55,10 @@ def network(ip: Any, family: Any) -> Any:
 
 
 def is_asset(t: Any) -> Any:
-    return t.path.lower().re_search(ASSET_PATTERN)
+    """Whether the request is for a static asset (by the path's extension). Paths without a dot skip the
+    regular expression (a CASE, not an AND: engines evaluate an AND's every operand): a quarter of the cost on
+    a flood of ``/``."""
+    return ibis.ifelse(t.path.contains("."), t.path.lower().re_search(ASSET_PATTERN), False)
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,6 @@ class Composition:
     sources_for_80pct: int
     new_behaviour: Behaviour
     baseline_behaviour: Behaviour
-    baseline_rate_p50: float   # requests per active minute per client in the baseline
-    baseline_rate_p99: float
-    new_rate_p50: float
     known_clients_active: int
     known_clients_with_errors: int
     clients_table: pa.Table = field(repr=False)  # one row per client of the window
@@ -156,7 +156,9 @@ def _sums(table: pa.Table, rows: np.ndarray) -> dict[str, int]:
             "err": total("errors")}
 
 
-def _rates(data: Dataset, t: Any) -> tuple[float, float]:
+def client_rates(data: Dataset, t: Any) -> tuple[float, float]:
+    """Median and 99th percentile over the clients of ``t`` of their requests per active minute (a look at
+    every request: asked for by the findings that show it, not by every analysis)."""
     minute = data.engine.time_bucket(t.ts, 60)
     per = t.group_by("client_ip").aggregate(n=t.count(), minutes=minute.approx_nunique())
     per = per.mutate(rate=per.n / per.minutes)
@@ -239,7 +241,7 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     per = w.group_by("client_ip").aggregate(
         requests=w.count(), family=w.ip_family.max(), assets=is_asset(w).sum(),
         referers=w.referer.notnull().sum(), errors=(w.status >= 500).sum(),
-        queries=w.query.notnull().sum(), minutes=data.engine.time_bucket(w.ts, 60).approx_nunique(), **more)
+        queries=w.query.notnull().sum(), first=w.ts.min(), **more)
     per = per.mutate(net=network(per.client_ip, per.family))
     per = per.left_join(known, "client_ip").drop("client_ip_right")
     per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net))
@@ -249,7 +251,6 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     is_known = table.column("known").to_numpy(zero_copy_only=False).astype(bool)
     known_net = table.column("known_net").to_numpy(zero_copy_only=False).astype(bool)
     errors = table.column("errors").to_numpy(zero_copy_only=False).astype(float)
-    minutes = table.column("minutes").to_numpy(zero_copy_only=False).astype(float)
     requests = float(n.sum())
     excess = max(requests - expected, 0.0)
     churn, net_churn = _churn(data, baseline)
@@ -261,9 +262,6 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     top10, sources_80 = concentration(n, excess)
     new_rows = in_ranges(t, [window])
     new_rows = new_rows.filter(~new_rows.client_ip.isin(known.client_ip))
-    base_p50, base_p99 = _rates(data, base)
-    # the new clients' requests per active minute, from the window's per-client table
-    new_p50 = float(np.median(n[~is_known] / np.maximum(minutes[~is_known], 1.0))) if new_requests else 0.0
     return Composition(
         start=window[0], end=window[1], requests=int(requests), expected=expected, excess=excess,
         clients=len(n), new_clients=int((~is_known).sum()), new_requests=int(new_requests),
@@ -274,6 +272,5 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         known_excess_share=share(known_requests - (1 - churn) * expected),
         top10_excess_share=share(top10), sources_for_80pct=sources_80,
         new_behaviour=_behaviour(data, new_rows, _sums(table, ~is_known)), baseline_behaviour=_behaviour(data, base),
-        baseline_rate_p50=base_p50, baseline_rate_p99=base_p99, new_rate_p50=new_p50,
         known_clients_active=int(is_known.sum()), known_clients_with_errors=int((is_known & (errors > 0)).sum()),
         clients_table=table)

@@ -6,9 +6,8 @@ import dataclasses
 import functools
 import shutil
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
@@ -18,12 +17,7 @@ from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
 from floodwitness.ingest.store import REQUESTS, is_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from floodwitness.ingest.pipeline import Progress
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclasses.dataclass
@@ -64,10 +58,6 @@ class Dataset:
                     return True
         return False
 
-    def on(self, engine: Engine) -> Dataset:
-        """The same data read through ``engine`` (a fork of this one's: see :class:`Side`)."""
-        return Dataset(engine, self.manifest, self.store, temporary=False, _parts=self._parts)
-
     def path_of(self, file_id: int) -> str:
         return self.manifest.inputs[file_id].path
 
@@ -75,43 +65,6 @@ class Dataset:
         self.engine.close()
         if self.temporary:  # the store and the temporary folder made for it
             shutil.rmtree(self.store.parent, ignore_errors=True)
-
-
-class Side:
-    """Engine work for a second thread. Each submitted call runs, in submission order, on one worker thread
-    with the dataset read through a fork of its engine (a connection of its own), while the submitting thread
-    runs its own queries. An engine that cannot fork runs each call when it is submitted, in the submitting
-    thread: the same results, one query at a time."""
-
-    def __init__(self, data: Dataset) -> None:
-        engine = data.engine.fork()
-        self._data = data if engine is None else data.on(engine)
-        self._pool = None if engine is None else ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-side")
-
-    def submit(self, fn: Callable[Concatenate[Dataset, P], R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        if self._pool is not None:
-            return self._pool.submit(fn, self._data, *args, **kwargs)
-        done: Future[R] = Future()
-        try:
-            done.set_result(fn(self._data, *args, **kwargs))
-        except Exception as exc:  # raised where the result is read, as from the worker thread
-            done.set_exception(exc)
-        return done
-
-    def close(self, *, interrupt: bool = False) -> None:
-        """Wait for the calls in flight (or, with ``interrupt``, stop the query running) and close the fork."""
-        if self._pool is None:
-            return
-        if interrupt:
-            self._data.engine.raw.interrupt()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._data.engine.close()
-
-    def __enter__(self) -> Side:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        self.close(interrupt=kind is not None)
 
 
 def open_dataset(specs: list[str], *, engine: Engine | None = None, options: IngestOptions | None = None,

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,18 +25,22 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from floodwitness.analysis.dataset import Dataset
-    from floodwitness.detectors.fingerprints import Rule
+    from floodwitness.detectors.fingerprints import Bucket, Rule
 
 LISTED = 50  # sources listed per rule in the report (the count covers all)
 
 
 @dataclass(frozen=True)
 class FlaggedSource:
+    """One source a rule flags. ``peak`` is None for a rule without a bucket (one match flags); ``peak`` and
+    ``overflow`` are both None for a source whose matching requests are too many for the bucket's capacity
+    over their whole span, so it overflowed for sure and its bucket was not run (see :func:`scan_rules`)."""
+
     client_ip: str
-    requests: int       # the source's requests matching the rule
-    peak: float | None  # the bucket's highest level (None for a rule without a bucket: one match flags)
-    first: datetime     # its first matching request
-    overflow: datetime  # when the bucket first overflowed
+    requests: int               # the source's requests matching the rule
+    peak: float | None          # the bucket's highest level
+    first: datetime             # its first matching request
+    overflow: datetime | None   # when the bucket first overflowed
 
 
 #: The sources a rule flags, one row each: naive UTC times, busiest first (ties by address).
@@ -79,7 +85,8 @@ class RuleFlags:
                 "sources": self.count, "requests": self.requests,
                 "top": [{"client_ip": s.client_ip, "requests": s.requests,
                          "peak": None if s.peak is None else round(s.peak, 2),
-                         "first": s.first.isoformat() + "Z", "overflow": s.overflow.isoformat() + "Z"}
+                         "first": s.first.isoformat() + "Z",
+                         "overflow": None if s.overflow is None else s.overflow.isoformat() + "Z"}
                         for s in self.top(LISTED)]}
 
 
@@ -109,26 +116,40 @@ def _naive(table: pa.Table) -> pa.Table:
     return table
 
 
+def _spread(rules: tuple[Rule, ...]) -> list[Rule]:
+    """The rules about a source as a whole that count its distinct values of a column (switching user agents)
+    with a capacity of 2 or more: a source with one value of that column (null aside) cannot overflow them."""
+    return [r for r in rules if not r.per_request and r.bucket.distinct is not None and r.bucket.capacity >= 2]
+
+
 def rule_aggregates(t: Any, rules: tuple[Rule, ...]) -> tuple[Any, dict[str, Any]]:
-    """Per-client aggregates of the rules with request conditions (``Rule.per_request``), for a group-by by
-    client: its matching requests (``n<i>``) and the first one (``f<i>``), ``i`` counting those rules. Returns
-    ``t`` with each rule's predicate as a column (evaluated once for both aggregates), and the aggregates
-    over it."""
+    """Per-client aggregates for the rules, for a group-by by client. For the rules with request conditions
+    (``Rule.per_request``): the client's matching requests (``n<i>``) and the first one (``f<i>``), ``i``
+    counting those rules. For the :func:`_spread` rules: the least and the greatest hash of the column they
+    count (``lo<k>``, ``hi<k>``: a source is passed over only when all its values share one hash; with two
+    values it could not overflow anyway, with more that takes a multiple collision). Returns ``t`` with each
+    predicate as a column (evaluated once for its aggregates), and the aggregates over it."""
     scanned = [r for r in rules if r.per_request]
     m = t.mutate(**{f"p{i}": rule.predicate(t) for i, rule in enumerate(scanned)})
     aggs: dict[str, Any] = {}
     for i in range(len(scanned)):
         aggs[f"n{i}"] = m[f"p{i}"].sum()
         aggs[f"f{i}"] = m.ts.min(where=m[f"p{i}"])
+    for k, rule in enumerate(_spread(rules)):  # of the values' hashes: a tenth of the cost of comparing text
+        aggs[f"lo{k}"] = m[rule.bucket.distinct].hash().min()
+        aggs[f"hi{k}"] = m[rule.bucket.distinct].hash().max()
     return m, aggs
 
 
 def _per_client(data: Dataset, t: Any, rules: tuple[Rule, ...]) -> pa.Table:
-    """One grouped pass for every rule: per client with a matching request, :func:`rule_aggregates` as an
-    Arrow table (naive UTC times; read a rule's columns at a time, never as Python rows)."""
+    """One grouped pass for every rule: per client that could be flagged, its requests and
+    :func:`rule_aggregates`, as an Arrow table (naive UTC times; read a rule's columns at a time, never as
+    Python rows)."""
     m, aggs = rule_aggregates(t, rules)
-    per = m.group_by("client_ip").aggregate(**aggs)
-    per = per.filter(ibis.or_(*[per[f"n{i}"] > 0 for i in range(len(rules))]))
+    per = m.group_by("client_ip").aggregate(requests=m.count(), **aggs)
+    scanned = sum(1 for r in rules if r.per_request)
+    per = per.filter(ibis.or_(*[per[f"n{i}"] > 0 for i in range(scanned)],
+                              *[per[f"lo{k}"] != per[f"hi{k}"] for k in range(len(_spread(rules)))]))
     return _naive(data.engine.ibis.to_pyarrow(per))
 
 
@@ -136,6 +157,17 @@ def _matching(per: pa.Table, i: int, more_than: int) -> pa.Table:
     """The clients of ``per`` with more than ``more_than`` requests matching rule ``i``."""
     n = per.column(f"n{i}")
     return per.filter(pc.fill_null(pc.greater(n, more_than), False)).select(["client_ip", f"n{i}", f"f{i}"])
+
+
+def _overflowed(hits: pa.Table, i: int, bucket: Bucket, end: datetime) -> pa.Array:
+    """Whether each source of ``hits`` (:func:`_matching` rows of rule ``i``, a bucket without ``distinct``)
+    overflowed for sure: the level after its last matching request is at least its matches minus what leaked
+    since its first one, and the last one came before ``end``, so ``n - (end - first) / leak`` is a floor;
+    above the capacity, so was the peak."""
+    first = pc.cast(hits.column(f"f{i}"), pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    since = (end.replace(tzinfo=UTC).timestamp() * 1e6 - first) / (1e6 * bucket.leak_seconds)  # naive UTC end
+    floor = hits.column(f"n{i}").to_numpy(zero_copy_only=False).astype(float) - since
+    return pa.array(floor > bucket.capacity + 1e-9)
 
 
 def _bucket_flags(data: Dataset, t: Any, rule: Rule, counts: pa.Table | None) -> RuleFlags:
@@ -183,14 +215,16 @@ def scan_rules(data: Dataset, rules: tuple[Rule, ...], window: tuple[datetime, d
     """The rules' flags and matches in ``window`` (or the whole data). One scan finds, per rule, the sources
     with a matching request (or ``per_client`` has them already: :func:`rule_aggregates` of every client of
     ``window``); a bucket then runs only over the sources that could overflow it (more matches than its
-    capacity)."""
+    capacity), and of those that overflowed for sure (:func:`_overflowed`: a flood's thousands of bots) only
+    over the :data:`LISTED` busiest, whose peak and overflow time the report shows."""
     if not rules:
         return RuleScan([], {})
     t = data.requests if window is None else in_ranges(data.requests, [window])
     scanned = [r for r in rules if r.per_request]  # a rule without conditions would list every client
+    spread = _spread(rules)
     per = None
-    if scanned:
-        per = _naive(per_client) if per_client is not None else _per_client(data, t, tuple(scanned))
+    if scanned or spread:
+        per = _naive(per_client) if per_client is not None else _per_client(data, t, rules)
     matches: dict[str, tuple[int, int]] = {}
     out = []
     for rule in rules:
@@ -199,7 +233,12 @@ def scan_rules(data: Dataset, rules: tuple[Rule, ...], window: tuple[datetime, d
         if i >= 0 and per is not None:
             n = pc.fill_null(per.column(f"n{i}"), 0)
             matches[rule.name] = (int(pc.sum(n).as_py() or 0), int(pc.sum(pc.greater(n, 0)).as_py() or 0))
-        if i < 0 or per is None:  # no request condition (e.g. distinct user agents): the bucket runs over all
+        if rule in spread and per is not None:  # the bucket runs over the sources with two values or more
+            k = spread.index(rule)
+            several = per.filter(pc.fill_null(pc.not_equal(per.column(f"lo{k}"), per.column(f"hi{k}")), False))
+            counts = several.select(["client_ip", "requests"])
+            flags = _bucket_flags(data, t, rule, counts) if counts.num_rows else RuleFlags(rule)
+        elif i < 0 or per is None:  # no request condition: the bucket runs over every source
             flags = _bucket_flags(data, t, rule, None)
         elif b.capacity == 0:  # no bucket: every source with a matching request, flagged at its first one
             hits = _matching(per, i, 0)
@@ -208,8 +247,22 @@ def scan_rules(data: Dataset, rules: tuple[Rule, ...], window: tuple[datetime, d
                                            "first": hits.column(f"f{i}"), "overflow": hits.column(f"f{i}")}))
         else:  # only sources with more matching requests than the capacity can overflow it
             hits = _matching(per, i, b.capacity)
+            sure = None
+            if b.distinct is None and hits.num_rows and window is not None:  # run: the listed and the uncertain
+                overflowed = _overflowed(hits, i, b, window[1])
+                ranked = pc.sort_indices(hits, [(f"n{i}", "descending"), ("client_ip", "ascending")]).to_numpy()
+                listed = np.zeros(hits.num_rows, dtype=bool)
+                listed[ranked[:LISTED]] = True
+                run = ~overflowed.to_numpy(zero_copy_only=False) | listed
+                sure = hits.filter(pa.array(~run))
+                hits = hits.filter(pa.array(run))
             counts = hits.select(["client_ip", f"n{i}"]).rename_columns(["client_ip", "requests"])
             flags = _bucket_flags(data, t, rule, counts) if counts.num_rows else RuleFlags(rule)
+            if sure is not None and sure.num_rows:
+                flags = _flags(rule, pa.concat_tables([flags.table, pa.table({
+                    "client_ip": sure.column("client_ip"), "requests": sure.column(f"n{i}").cast(pa.int64()),
+                    "peak": pa.nulls(sure.num_rows, pa.float64()), "first": sure.column(f"f{i}"),
+                    "overflow": pa.nulls(sure.num_rows, pa.timestamp("us"))}, schema=FLAGGED)]))
         if flags.count:
             out.append(flags)
     return RuleScan(out, matches)

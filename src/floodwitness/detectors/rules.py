@@ -7,7 +7,10 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.analysis.composition import heaviest, is_asset
+import ibis
+import pyarrow.compute as pc
+
+from floodwitness.analysis.composition import client_rates, heaviest, in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
 from floodwitness.detectors.base import Context, Evidence, Finding, detector
 from floodwitness.detectors.behaviour import RuleScan, scan_rules
@@ -26,8 +29,11 @@ def _suspect_samples(ctx: Context, query: str) -> tuple[Evidence, ...]:
     once per incident, since several findings cite them."""
     cached: tuple[Evidence, ...] | None = ctx.extras.get("suspect_samples")
     if cached is None:
-        ips = heaviest(suspects(ctx.composition), 20, ["client_ip", "requests"]).column("client_ip").to_pylist()
-        cached = samples(ctx, (lambda t: t.client_ip.isin(ips)) if ips else None, "")
+        top = heaviest(suspects(ctx.composition), 20, ["client_ip", "requests", "first"])
+        ips = top.column("client_ip").to_pylist()
+        start = pc.min(top.column("first")).as_py() if ips else None  # when the first of them came: look there
+        span = (start.replace(tzinfo=None), ctx.window[1]) if start is not None else None
+        cached = samples(ctx, (lambda t: t.client_ip.isin(ips)) if ips else None, "", window=span)
         ctx.extras["suspect_samples"] = cached
     return tuple(replace(e, query=query) for e in cached)
 
@@ -169,6 +175,11 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
     nb, bb = c.new_behaviour, c.baseline_behaviour
     if not familiar_crowd_holds(c):
         return []
+    # requests per active minute of the new clients and of the baseline's: people's pace, or not
+    new_ips = ibis.memtable(c.clients_table.filter(pc.invert(c.clients_table.column("known"))).select(["client_ip"]))
+    window = in_ranges(ctx.data.requests, [ctx.window])
+    new_p50, _ = client_rates(ctx.data, window.filter(window.client_ip.isin(new_ips.client_ip)))
+    base_p50, _ = client_rates(ctx.data, in_ranges(ctx.data.requests, ctx.extras.get("baseline_ranges", [])))
     query = window_sql(ctx, select="referer, count(*) AS n", group="1", order="2 DESC")
     return [Finding(
         _fid(ctx, "crowd"), "familiar_crowd",
@@ -178,7 +189,7 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
         ctx.window, {"known_network_share": round(1 - c.new_network_excess_share, 3),
                      "asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
                      "referer_share": round(nb.referer_share, 3), "baseline_referer_share": round(bb.referer_share, 3),
-                     "client_rate_p50": round(c.new_rate_p50, 2), "baseline_rate_p50": round(c.baseline_rate_p50, 2)},
+                     "client_rate_p50": round(new_p50, 2), "baseline_rate_p50": round(base_p50, 2)},
         confidence=0.8, evidence=samples(ctx, lambda t: t.referer.notnull(), query))]
 
 

@@ -67,9 +67,6 @@ class Engine:
                              hint="Use floodwitness.engine.open_engine(config) for any engine.")
         self.ibis = ibis.duckdb.connect()
         self.raw: Any = self.ibis.con  # the duckdb connection
-        self._configure()
-
-    def _configure(self) -> None:
         self.raw.execute("SET TimeZone = 'UTC'")
         spill = self.config.temp_directory or os.path.join(tempfile.gettempdir(), "floodwitness-spill")
         self.raw.execute(f"SET temp_directory = '{_sql_str(spill)}'")
@@ -79,18 +76,6 @@ class Engine:
             self.raw.execute(f"SET memory_limit = '{_sql_str(self.config.memory_limit)}'")
         if self.config.threads:
             self.raw.execute(f"SET threads = {int(self.config.threads)}")
-
-    def fork(self) -> Engine | None:
-        """A second connection to the same database, for a worker thread to run queries while this one runs
-        its own (a DuckDB connection serves one thread at a time; the database's worker threads are shared,
-        so two queries in flight keep every core busy through each other's single-threaded phases).
-        None when the engine cannot run two queries at once from one process (see ``SparkEngine``)."""
-        child = object.__new__(type(self))
-        child.config = self.config
-        child.raw = self.raw.cursor()
-        child.ibis = ibis.duckdb.from_connection(child.raw)
-        child._configure()
-        return child
 
     def unregister(self, name: str) -> None:
         self.raw.unregister(name)

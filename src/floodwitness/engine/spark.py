@@ -197,10 +197,6 @@ class SparkEngine(Engine):
         self.ibis = _backend_class()().connect(session)
         self._tables: dict[tuple[str, ...], Any] = {}
 
-    def fork(self) -> Engine | None:
-        """None: the analysis submits its Spark jobs one at a time (the cluster parallelises each job)."""
-        return None
-
     def compile(self, expr: Any) -> str:
         """Spark SQL for an ibis expression (same try-parse rules as the DuckDB compile)."""
         return str(self.ibis.compile(expr))

@@ -19,7 +19,6 @@ import pyarrow as pa
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
 from floodwitness.analysis.composition import Composition, compose, in_ranges
-from floodwitness.analysis.dataset import Side
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import (
@@ -141,9 +140,8 @@ class _Shared:
 
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
               baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions,
-              shared: _Shared, side: Side) -> IncidentResult:
+              shared: _Shared) -> IncidentResult:
     times = _refined(data, tl, base, w, options)
-    seconds = side.submit(per_second, times[0], times[1], errors=False)  # needs only the window
     expected = float(base.level[w.start_index:w.end_index].sum())
     # the fingerprint rules' per-client counts come from the composition's pass over the window's clients
     comp = compose(data, times, baseline_ranges, expected, shared.baseline_clients,
@@ -157,7 +155,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
-    second0, counts = seconds.result()
+    second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
@@ -183,23 +181,20 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     windows = find_windows(tl, base, options.policy)
     baseline_ranges = _baseline_ranges(tl, base, windows, options)
     rules = load_rules(options.fingerprints)
-    with Side(data) as side:
-        new_clients = side.submit(first_seen_per_minute, tl, options.since, options.until)
-        enricher = Enricher(options.geoip, options.asn) if options.enrich else None
-        try:
-            shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
-            results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared, side)
-                       for i, w in enumerate(windows[: options.max_incidents])]
-        finally:
-            if enricher is not None:
-                enricher.close()
-        return _report(data, options, tl, base, baseline_ranges, span, rules, shared, results,
-                       new_clients.result())
+    enricher = Enricher(options.geoip, options.asn) if options.enrich else None
+    try:
+        shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
+        results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
+                   for i, w in enumerate(windows[: options.max_incidents])]
+    finally:
+        if enricher is not None:
+            enricher.close()
+    return _report(data, options, tl, base, baseline_ranges, span, rules, shared, results)
 
 
 def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline,
             baseline_ranges: list[tuple[datetime, datetime]], span: Span | None, rules: tuple[Rule, ...],
-            shared: _Shared, results: list[IncidentResult], new_clients: np.ndarray) -> dict[str, Any]:
+            shared: _Shared, results: list[IncidentResult]) -> dict[str, Any]:
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
     main = results[0] if results else None
@@ -220,7 +215,7 @@ def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
             "timeline": _timeline_dict(tl, base, baseline_ranges)
-            | {"new_clients": [int(x) for x in new_clients]},
+            | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
             "attribution": ATTRIBUTION,
         }
         if span is not None and span.periods:

@@ -555,7 +555,7 @@ class LiveDetector:
             new_network_excess_share=excess_share(s.new_network - net_churn * inc.expected, excess),
             known_excess_share=excess_share(known_requests - (1 - churn) * inc.expected, excess),
             top10_excess_share=excess_share(top10, excess), sources_for_80pct=sources_80, new_behaviour=new_b,
-            baseline_behaviour=base_b, baseline_rate_p50=0.0, baseline_rate_p99=0.0, new_rate_p50=0.0,
+            baseline_behaviour=base_b,
             known_clients_active=0, known_clients_with_errors=0, clients_table=pa.table({}))
 
     def findings(self, inc: Incident, c: Composition) -> list[Finding]:
