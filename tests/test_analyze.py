@@ -158,15 +158,25 @@ def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path
 
 
 def test_a_temporary_store_is_written_for_speed_and_a_kept_one_for_size(reports: dict[str, Any]) -> None:
-    """``analyze`` on log files writes the store it deletes afterwards with lz4 (less CPU than zstd); a store
-    that is kept (``--keep-store``, ``ingest``) is written with zstd, the smaller."""
+    """``analyze`` on log files writes the store it deletes afterwards uncompressed, without statistics of the
+    text columns (less CPU); a store that is kept (``--keep-store``, ``ingest``) is written with zstd and every
+    statistic."""
     _, _, folder = reports["mirai"]
-    kept = sorted((folder / "store" / "requests").glob("*.parquet"))[0]
-    assert pq.ParquetFile(kept).metadata.row_group(0).column(0).compression == "ZSTD"
+    def columns(part: Path) -> dict[str, tuple[str, bool]]:
+        group = pq.ParquetFile(part).metadata.row_group(0)
+        return {group.column(i).path_in_schema: (group.column(i).compression, group.column(i).is_stats_set)
+                for i in range(group.num_columns)}
+
+    kept = columns(sorted((folder / "store" / "requests").glob("*.parquet"))[0])
+    assert set(kept.values()) == {("ZSTD", True)}
     data = open_dataset([str(folder / "access.log")])
     try:
         part = Path(data._parts[0])
-        assert data.temporary and pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "LZ4"
+        assert data.temporary
+        thrown = columns(part)
+        assert {c for c, _ in thrown.values()} == {"UNCOMPRESSED"}
+        assert thrown["ts"][1] and thrown["request_time"][1] and not thrown["client_ip"][1]
+        assert data.has_values("request_time")  # read from the statistics that are kept
     finally:
         data.close()
     assert not part.exists()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.dataset import Dataset
-    from floodwitness.enrich import Enricher
+    from floodwitness.enrich import Addresses, Enricher
 
 LEVELS = ("ip", "/24", "/16", "asn", "country")
 TOP_ROWS = 15
@@ -101,9 +101,8 @@ def _codes(values: pa.Array) -> I64:
     return np.asarray(pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False), np.int64)
 
 
-def _prefix_codes(ips: pa.Array, v4_shift: int, v6_shift: int) -> I64:
-    addr = parse_addresses(ips)
-    keys = np.arange(len(ips), dtype=np.uint64) | np.uint64(3 << 62)  # a host name is its own network
+def _prefix_codes(addr: Addresses, v4_shift: int, v6_shift: int) -> I64:
+    keys = np.arange(len(addr.family), dtype=np.uint64) | np.uint64(3 << 62)  # a host name is its own network
     is4, is6 = addr.family == 4, addr.family == 6
     keys[is4] = (addr.v4[is4].astype(np.uint64) >> np.uint64(v4_shift)) | np.uint64(1 << 62)
     keys[is6] = (addr.v6[is6] >> np.uint64(v6_shift)) & np.uint64((1 << 62) - 1) | np.uint64(2 << 62)
@@ -184,14 +183,15 @@ def audience_of(comp: Composition, base: pa.Table, enricher: Enricher | None) ->
 
     w = (index(win.column("client_ip")), floats(win, "requests"))
     b = (index(base.column("client_ip")), floats(base, "requests"), floats(base, "ref_requests"))
+    addr = parse_addresses(union)  # once, for every level
     codes: dict[str, I64] = {"ip": np.arange(len(union), dtype=np.int64),
-                             "/24": _prefix_codes(union, 8, 16), "/16": _prefix_codes(union, 16, 32)}
+                             "/24": _prefix_codes(addr, 8, 16), "/16": _prefix_codes(addr, 16, 32)}
     note, databases = None, []
     asns: list[dict[str, Any]] = []
     countries: list[dict[str, Any]] = []
     if enricher is not None:
         try:
-            info = enricher.enrich(union)
+            info = enricher.enrich(union, addr)
             databases = enricher.databases()
         except FloodwitnessError as exc:
             note = f"no AS or country level: {exc.message}"

@@ -82,7 +82,7 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
         root, temporary = Path(keep_store), False
     else:  # deleted after the analysis: written fast rather than small
         root, temporary = Path(tempfile.mkdtemp(prefix="floodwitness-")) / "store", True
-        options = dataclasses.replace(options or IngestOptions(), parquet_compression="lz4")
+        options = dataclasses.replace(options or IngestOptions(), throwaway=True)
     try:
         manifest = ingest(specs, root, options=options, engine=engine, progress=progress)
     except BaseException:

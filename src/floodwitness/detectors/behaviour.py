@@ -234,8 +234,10 @@ def scan_rules(data: Dataset, rules: tuple[Rule, ...], window: tuple[datetime, d
             n = pc.fill_null(per.column(f"n{i}"), 0)
             matches[rule.name] = (int(pc.sum(n).as_py() or 0), int(pc.sum(pc.greater(n, 0)).as_py() or 0))
         if rule in spread and per is not None:  # the bucket runs over the sources with two values or more
-            k = spread.index(rule)
-            several = per.filter(pc.fill_null(pc.not_equal(per.column(f"lo{k}"), per.column(f"hi{k}")), False))
+            k = spread.index(rule)  # (and more requests than the capacity: each value pours once)
+            several = per.filter(pc.and_(
+                pc.fill_null(pc.not_equal(per.column(f"lo{k}"), per.column(f"hi{k}")), False),
+                pc.greater(per.column("requests"), b.capacity)))
             counts = several.select(["client_ip", "requests"])
             flags = _bucket_flags(data, t, rule, counts) if counts.num_rows else RuleFlags(rule)
         elif i < 0 or per is None:  # no request condition: the bucket runs over every source

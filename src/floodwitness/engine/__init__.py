@@ -84,10 +84,10 @@ class Engine:
         """Expose an in-memory Arrow table (scanned on every thread, unlike a stream)."""
         self.raw.register(name, table)
 
-    def parquet_sink(self, compression: str = "zstd") -> ParquetSink:
-        """Write query results to Parquet files (``compression``: the codec) on a worker thread while the engine
-        runs the next query."""
-        return ParquetSink(self, compression)
+    def parquet_sink(self, *, throwaway: bool = False) -> ParquetSink:
+        """Write query results to Parquet files on a worker thread while the engine runs the next query;
+        ``throwaway``: files read once and deleted (see ``ParquetSink``)."""
+        return ParquetSink(self, throwaway=throwaway)
 
     def sql_to_arrow(self, sql: str) -> pa.Table:
         return self.raw.sql(sql).to_arrow_table()
@@ -125,16 +125,17 @@ def _duckdb_epoch(ts: dt.Timestamp(timezone="UTC")) -> dt.float64:  # type: igno
 
 
 class ParquetSink:
-    """Runs queries on the engine and writes each result to its own zstd Parquet file on a worker thread.
+    """Runs queries on the engine and writes each result to its own Parquet file on a worker thread (zstd, or
+    uncompressed for a ``throwaway`` store: see ``_write_parquet``).
 
     Parsing is the engine's work (every core); encoding Parquet is pyarrow's, which does it in well under
     half the CPU time of DuckDB's own COPY writer and releases the GIL, so the write of one result overlaps
     the parse of the next. One write is in flight at most, so memory stays at two results.
     """
 
-    def __init__(self, engine: Engine, compression: str = "zstd") -> None:
+    def __init__(self, engine: Engine, *, throwaway: bool = False) -> None:
         self._engine = engine
-        self._compression = compression
+        self._throwaway = throwaway
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-write")
         self._pending: Future[None] | None = None
 
@@ -144,7 +145,7 @@ class ParquetSink:
         if table.schema != schema:
             table = table.cast(schema)
         self.wait()
-        self._pending = self._pool.submit(_write_parquet, table, path, self._compression)
+        self._pending = self._pool.submit(_write_parquet, table, path, self._throwaway)
 
     def wait(self) -> None:
         """Block until the write in flight (if any) is on disk; re-raises its error."""
@@ -165,11 +166,18 @@ class ParquetSink:
         self.close()
 
 
-def _write_parquet(table: pa.Table, path: str, compression: str) -> None:
-    import pyarrow.parquet as pq  # noqa: PLC0415 - only ingest writes
+def _write_parquet(table: pa.Table, path: str, throwaway: bool) -> None:
+    """zstd with every column's statistics; for a ``throwaway`` file, no compression and statistics only of
+    the columns that are not text (times and numbers: what prunes row groups and tells a column is empty)."""
+    import pyarrow as pa  # noqa: PLC0415 - only ingest writes
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
+    statistics: bool | list[str] = True
+    if throwaway:
+        statistics = [f.name for f in table.schema if not pa.types.is_string(f.type)]
     try:
-        pq.write_table(table, path, compression=compression, row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, path, compression="none" if throwaway else "zstd", write_statistics=statistics,
+                       row_group_size=ROW_GROUP_ROWS)
     except OSError as exc:  # the store's disk: full, read-only, gone
         raise StoreError(f"cannot write the store: {exc}", path=path,
                          hint="Free space, or choose another --out.") from exc

@@ -55,12 +55,13 @@ class Enricher:
                             "licence": "the user's file"})
         return out
 
-    def enrich(self, ips: pa.Array | pa.ChunkedArray | list[str]) -> pa.Table:
-        """``ip, asn, as_name, country`` for each address given (give distinct ones: the cost is per address)."""
+    def enrich(self, ips: pa.Array | pa.ChunkedArray | list[str], addresses: Addresses | None = None) -> pa.Table:
+        """``ip, asn, as_name, country`` for each address given (give distinct ones: the cost is per address);
+        ``addresses``: ``parse_addresses(ips)``, when the caller has it already."""
         arr = pa.array(ips, type=pa.string()) if isinstance(ips, list) else ips
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        addr = parse_addresses(arr)
+        addr = addresses if addresses is not None else parse_addresses(arr)
         n = len(arr)
         asn: pa.Array = pa.nulls(n, pa.int64())
         if self._geoip is not None:

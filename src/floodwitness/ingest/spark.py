@@ -316,7 +316,7 @@ def _parse_group(engine: SparkEngine, hadoop: _Hadoop, fmt: LogFormat, members: 
         staging = work / f".spark-{number}"
         try:
             (parsed.withColumn("_fid", F.col("file_id")).sortWithinPartitions("_fid", "line")
-             .write.partitionBy("_fid").option("compression", options.parquet_compression)
+             .write.partitionBy("_fid").option("compression", "none" if options.throwaway else "zstd")
              .parquet(staging.as_uri()))
         except Exception as exc:
             raise _read_error(exc, members) from None
