@@ -45,12 +45,15 @@ def suspects(comp: Composition) -> pa.Table:
     return t.filter(pc.and_(new, pc.or_(new_net, botlike)))
 
 
-def attack_and_failure(requests: np.ndarray, errors: np.ndarray, suspect: np.ndarray, level: np.ndarray,
-                       expected_errors: np.ndarray, usual_share: float, policy: WindowPolicy,
+def attack_and_failure(requests: np.ndarray, errors: np.ndarray, suspect: np.ndarray, suspect_errors: np.ndarray,
+                       level: np.ndarray, expected_errors: np.ndarray, usual_share: float, policy: WindowPolicy,
                        seconds: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Per stretch (minute, or ``seconds``): does the suspects' traffic make a real share of it (attack), and
-    are its server errors anomalous with (almost) no suspect traffic (a failure the attack does not explain)?"""
-    anomalous = error_anomaly(requests, errors, expected_errors, usual_share, policy, seconds)
+    are its server errors anomalous with (almost) no suspect traffic (a failure the attack does not explain)?
+    Only the errors the suspects' own requests did not get count for a failure: the first or last seconds of
+    a burst, failing on an overloaded server, are the attack's edge, not our own failure."""
+    anomalous = error_anomaly(requests - suspect, errors - suspect_errors, expected_errors, usual_share, policy,
+                              seconds)
     suspect_share = np.where(requests > 0, suspect / np.maximum(requests, 1), 0.0)
     floor = policy.min_excess_per_minute * seconds / 60
     attack = (suspect > np.maximum(floor, 0.5 * level)) & (suspect_share > 0.2)
@@ -62,20 +65,22 @@ def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Compositio
     lo, hi = max(0, start_index - margin), min(tl.minutes, end_index + margin)
     since, until = tl.minute_at(lo), tl.minute_at(hi)
     sus = suspects(comp)
-    suspect_per_minute = np.zeros(hi - lo)
+    suspect_per_minute = suspect_errors = np.zeros(hi - lo)
     if sus.num_rows:
         ips = ibis.memtable(sus.select(["client_ip"]))
         t = in_ranges(data.requests, [(since, until)])
         t = t.filter(t.client_ip.isin(ips.client_ip))
         grouped = data.engine.ibis.to_pyarrow(
-            t.group_by(minute=data.engine.time_bucket(t.ts, MINUTE)).aggregate(n=t.count()))
-        suspect_per_minute = aligned(grouped, "minute", since, hi - lo, MINUTE, ["n"])["n"]
+            t.group_by(minute=data.engine.time_bucket(t.ts, MINUTE)).aggregate(
+                n=t.count(), e=(t.status >= 500).sum()))
+        series = aligned(grouped, "minute", since, hi - lo, MINUTE, ["n", "e"])
+        suspect_per_minute, suspect_errors = series["n"], series["e"]
     requests = tl.requests[lo:hi]
     errors = tl.status_5xx[lo:hi]
     level = base.level[lo:hi]
     expected_errors = base.errors[lo:hi]
-    attack, failure = attack_and_failure(requests, errors, suspect_per_minute, level, expected_errors,
-                                         base.error_share, policy)
+    attack, failure = attack_and_failure(requests, errors, suspect_per_minute, suspect_errors, level,
+                                         expected_errors, base.error_share, policy)
     attack_idx = [lo + i for i in np.flatnonzero(attack).tolist()]
     failure_idx = [lo + i for i in np.flatnonzero(failure).tolist()]
     lead = sum(1 for i in failure_idx if attack_idx and i < attack_idx[0])

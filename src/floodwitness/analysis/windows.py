@@ -8,7 +8,7 @@ short gaps (a pulse-wave flood is one incident), are the incident windows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,9 @@ class WindowPolicy:
     min_requests_for_latency: int = 30
     #: a decaying tail at a window's edge stops counting below this share of the peak excess
     edge_share_of_peak: float = 0.25
+    #: a failure's recovery: minutes after a window that ends on server errors still count while their 5xx
+    #: clear the count margins above and their share stays this far above the usual one
+    recovery_share_delta: float = 0.005
     #: windows: volume bursts this close are one incident (pulse waves); other flags merge across short gaps
     merge_gap_minutes: int = 12
     short_gap_minutes: int = 3
@@ -157,6 +160,23 @@ def _trim_tails(tl: Timeline, base: Baseline, run: list[int], policy: WindowPoli
     return keep
 
 
+def _recovery(tl: Timeline, base: Baseline, last: int, policy: WindowPolicy) -> list[int]:
+    """The minutes after a run that ends on server errors in which they are still clearly above normal, if
+    no longer by a flagged minute's share: a failure that fades out is over when its errors are back to
+    normal (a rollback's last minutes fail 1% of requests where the usual share is 0.03%)."""
+    r, e = tl.requests, tl.status_5xx
+    if not error_anomaly(r[last:last + 1], e[last:last + 1], base.errors[last:last + 1], base.error_share,
+                         policy)[0]:
+        return []
+    tail = []
+    relaxed = replace(policy, error_share_delta=policy.recovery_share_delta)
+    for i in range(last + 1, tl.minutes - 1):  # the data's last minute is partial: its share is noise
+        if not error_anomaly(r[i:i + 1], e[i:i + 1], base.errors[i:i + 1], base.error_share, relaxed)[0]:
+            break
+        tail.append(i)
+    return tail
+
+
 def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Window]:
     flagged = np.flatnonzero(base.flagged)
     if len(flagged) == 0:
@@ -182,6 +202,7 @@ def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Win
         run = _trim_tails(tl, base, whole, policy)
         if len(run) < policy.min_flagged_minutes:
             continue
+        run += _recovery(tl, base, run[-1], policy)
         windows.append(Window(run[0], run[-1] + 1, tuple(i for i in run if vol[i]),
                               tuple(i for i in run if not vol[i])))
     return windows

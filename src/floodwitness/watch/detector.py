@@ -89,6 +89,7 @@ class BucketStats:
     new: float = 0.0
     new_network: float = 0.0
     suspect: float = 0.0
+    suspect_errors: float = 0.0  # the suspects' own 5xx
     assets: float = 0.0
     referers: float = 0.0
     new_assets: float = 0.0
@@ -396,6 +397,7 @@ class LiveDetector:
             inc.clients.merge(regs)
             attack, failure = attack_and_failure(
                 np.array([stats.requests]), np.array([stats.errors]), np.array([stats.suspect]),
+                np.array([stats.suspect_errors]),
                 np.array([self.level]), np.array([self.err_level]), self.share, p.window, seconds=BUCKET)
             inc.attack_buckets += int(attack[0])
             inc.failure_buckets += int(failure[0])
@@ -475,9 +477,11 @@ class LiveDetector:
         known_net = self.known_nets.contains(col["net_hash"])
         new = ~known
         botlike = (col["assets"] == 0) & (col["referers"] == 0)
+        suspect = new & (~known_net | botlike)
         s = BucketStats(
             requests=float(n.sum()), errors=float(col["n_errors"].sum()), new=float(n[new].sum()),
-            new_network=float(n[new & ~known_net].sum()), suspect=float(n[new & (~known_net | botlike)].sum()),
+            new_network=float(n[new & ~known_net].sum()), suspect=float(n[suspect].sum()),
+            suspect_errors=float(col["n_errors"][suspect].sum()),
             assets=float(col["assets"].sum()), referers=float(col["referers"].sum()),
             new_assets=float(col["assets"][new].sum()), new_referers=float(col["referers"][new].sum()),
             new_queries=float(col["queries"][new].sum()),
