@@ -143,6 +143,43 @@ def test_real_small_site_is_no_incident(realdata: Path) -> None:
     assert report["inputs"][0]["lines_read"] == 10_000
 
 
+def test_people_browsing_as_a_flood_began_are_not_blocked(reports: dict[str, Any], tmp_path: Path) -> None:
+    """A visitor from a network the baseline never saw, who loaded a page with its images a minute before the
+    flood and then reloaded failing pages during it, is not an attacker; the same reloads with no page loaded
+    before are."""
+    truth, _, folder = reports["mirai"]
+    start = truth.incidents[0].start
+
+    def line(ip: str, at: datetime, path: str, status: int, referer: str) -> str:
+        when = at.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        return (f'{ip} - - [{when}] "GET {path} HTTP/1.1" {status} 5120 "{referer}" '
+                f'"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" 0.050 0.040\n')
+
+    text = (folder / "access.log").read_text()
+    seen = {".".join(row.split(".", 2)[:2]) for row in text.splitlines()}
+    visitor, twin = [f"{net}.7.77" for net in (f"{a}.{b}" for a in (81, 91, 151) for b in range(40, 60))
+                     if net not in seen][:2]  # public addresses, from /16s the log never saw
+    page = "https://www.example.org/blog/a-year-of-remote-work"
+    extra = [line(visitor, start - timedelta(seconds=70), "/blog/a-year-of-remote-work", 200, "-")]
+    extra += [line(visitor, start - timedelta(seconds=69), asset, 200, page)
+              for asset in ("/static/css/main.css", "/static/js/app.js", "/img/logo.png")]
+    for ip in (visitor, twin):
+        extra += [line(ip, start + timedelta(seconds=20 + 9 * i), "/blog/a-year-of-remote-work", 503, page)
+                  for i in range(6)]
+    log = tmp_path / "access.log"
+    log.write_text(text + "".join(extra))
+    data = open_dataset([str(log)])
+    try:
+        report = analyze(data)
+    finally:
+        data.close()
+    assert report["verdict"]["kind"] == "ddos"
+    blocklist = report["mitigation"]["blocklist"]
+    assert _covered((twin,), blocklist) == 1
+    assert _covered((visitor,), blocklist) == 0
+    assert report["mitigation"]["browsing_before"]["clients"] >= 1
+
+
 def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path: Path) -> None:
     _, _, folder = reports["pulse"]
     runner = CliRunner()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.dataset import Dataset
+
+#: minutes before an incident in which a client loading a page's assets is someone browsing as it began
+BROWSING_MINUTES = 5
 
 ASSET_PATTERN = r"\.(css|js|mjs|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|eot|map)$"
 
@@ -99,6 +103,8 @@ class Composition:
     known_clients_active: int
     known_clients_with_errors: int
     clients_table: pa.Table = field(repr=False)  # one row per client of the window
+    #: new clients of the window that loaded a page with its assets in the minutes before it began
+    browsing_before: int = 0
 
     def heaviest(self, n: int, columns: list[str] | None = None) -> pa.Table:
         """The ``n`` clients with the most requests (ties by address) of :attr:`clients_table`."""
@@ -217,6 +223,14 @@ def _churn(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> tuple[fl
     return (row["new"] or 0) / n, (row["newnet"] or 0) / n
 
 
+def _browsing(t: Any, start: datetime) -> Any:
+    """The clients that loaded an asset with a referer (a page with its images and scripts, as a browser does)
+    in the :data:`BROWSING_MINUTES` before ``start``: people on the site when the incident began, who reload
+    its failing pages during it. The baseline stops a few minutes earlier, so to it they are new clients."""
+    before = in_ranges(t, [(start - timedelta(minutes=BROWSING_MINUTES), start)])
+    return before.filter(is_asset(before) & before.referer.notnull()).select("client_ip").distinct()
+
+
 def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tuple[datetime, datetime]],
             expected: float, baseline_clients: pa.Table | None = None,
             extra: Callable[[Any], tuple[Any, dict[str, Any]]] | None = None) -> Composition:
@@ -244,7 +258,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         queries=w.query.notnull().sum(), first=w.ts.min(), **more)
     per = per.mutate(net=network(per.client_ip, per.family))
     per = per.left_join(known, "client_ip").drop("client_ip_right")
-    per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net))
+    per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net),
+                     browsed_before=per.client_ip.isin(_browsing(t, window[0]).client_ip))
     table = e.to_pyarrow(per)
 
     n = table.column("requests").to_numpy(zero_copy_only=False).astype(float)
@@ -273,4 +288,5 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         top10_excess_share=share(top10), sources_for_80pct=sources_80,
         new_behaviour=_behaviour(data, new_rows, _sums(table, ~is_known)), baseline_behaviour=_behaviour(data, base),
         known_clients_active=int(is_known.sum()), known_clients_with_errors=int((is_known & (errors > 0)).sum()),
-        clients_table=table)
+        clients_table=table,
+        browsing_before=int((~is_known & table.column("browsed_before").to_numpy(zero_copy_only=False)).sum()))

@@ -36,9 +36,11 @@ class Phases:
 
 def suspects(comp: Composition) -> pa.Table:
     """Clients of the window that look like attackers: never seen before, and either from a network the
-    audience never used, or behaving unlike a browser (several requests, no asset, no referer)."""
+    audience never used, or behaving unlike a browser (several requests, no asset, no referer). Not those
+    who loaded a page with its assets just before the incident (people browsing as it began, reloading the
+    pages that failed: a flood's bots do not fetch the images first)."""
     t = comp.clients_table
-    new = pc.invert(t.column("known"))
+    new = pc.and_(pc.invert(t.column("known")), pc.invert(t.column("browsed_before")))
     new_net = pc.invert(t.column("known_net"))
     botlike = pc.and_(pc.and_(pc.equal(t.column("assets"), 0), pc.greater_equal(t.column("requests"), 3)),
                       pc.equal(t.column("referers"), 0))

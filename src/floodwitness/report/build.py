@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
-from floodwitness.analysis.composition import Composition, compose, in_ranges
+from floodwitness.analysis.composition import BROWSING_MINUTES, Composition, compose, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import (
@@ -404,6 +404,10 @@ def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[da
                                          "legitimate users"}
     out = blocklist.to_dict()
     out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
+    out["browsing_before"] = {
+        "clients": r.composition.browsing_before,
+        "note": f"new clients that loaded a page with its assets in the {BROWSING_MINUTES} minutes before the "
+                "incident (people on the site as it began) are never counted as attackers"}
     if options.rate_limits:
         advice = recommend(data, r.times, baseline_ranges, attackers, known,
                            protected_ranges(options.blocklist_policy.allow))
