@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from netaddr import IPAddress, IPNetwork, IPSet
+from rich.console import Console
 
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.cli import main
+from floodwitness.render.terminal import print_report
 from floodwitness.report import analyze
 from floodwitness.simulate import SCENARIOS, Truth, simulate
 
@@ -234,6 +238,30 @@ def test_cli_bad_time(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output == ("Error: --since: 'yesterday' is not a time\n"
                              "Use ISO 8601, e.g. 2024-05-17T10:05:00Z or 2024-05-17 10:05+02:00.\n")
+
+
+@pytest.mark.parametrize("kind", ["mirai", "internal_failure"])
+def test_terminal_report_reads_in_80_columns(reports: dict[str, Any], kind: str) -> None:
+    """Verdict first, then why, timeline, sources, targets, impact, blocklist, evidence; nothing wider than 80
+    columns, wrapped items indented under their text; for an attack, the suspects before the busiest sources."""
+    _, report, _ = reports[kind]
+    out = io.StringIO()
+    print_report(Console(file=out, width=80, color_system=None), report)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Verdict: ")
+    assert max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)
+    headings = [line.split(" ")[0] for line in lines if line and not line.startswith(" ")]
+    order = ["Verdict:", "Why", "Timeline", "Sources", "Targets", "Impact", "Blocklist", "Evidence", "Inputs:"]
+    assert [h for h in headings if h in order] == [h for h in order if h in headings]
+    assert {"Verdict:", "Why", "Timeline", "Blocklist", "Evidence"} <= set(headings)
+    start = lines.index("Why") + 1
+    why = lines[start: lines.index("", start)]
+    assert why and all(re.match(r"  [+-] \S|  alternatives: |    \S", line) for line in why), why
+    text = "\n".join(lines)
+    if report["verdict"]["kind"] in ("ddos", "dos", "mixed"):
+        assert text.index("heaviest suspected attackers") < text.index("busiest sources")
+        assert all(not s["known"] for s in report["sources"]["top_suspects"])
 
 
 def test_hostile_fields_never_reach_the_terminal_raw(tmp_path: Path) -> None:

@@ -179,6 +179,20 @@ def test_markdown_and_html_show_ases_and_countries_as_percentages(hostile: dict[
     assert page.count("share of the incident") == 2
 
 
+def test_an_attack_lists_its_suspects_before_the_busiest_clients(hostile: dict[str, Any]) -> None:
+    """The busiest clients of a flood are often the site's own apps retrying: the heaviest suspects (new
+    clients the blocklist is made of) come first, in both reports."""
+    sources = hostile["report"]["sources"]
+    first = sources["top_suspects"][0]
+    assert not first["known"] and first["requests"] == max(s["requests"] for s in sources["top_suspects"])
+    markdown = hostile["md"].read_text(encoding="utf-8")
+    page = hostile["html"].read_text(encoding="utf-8")
+    heading = markdown.index("**Heaviest suspected attackers**")
+    assert markdown.index(md_code(first["client_ip"], table=True), heading) < markdown.index("**Busiest clients**")
+    heading = page.index("Heaviest suspected attackers")
+    assert page.index(first["client_ip"], heading) < page.index("Top clients", heading)
+
+
 @settings(max_examples=200)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
 def test_markdown_code_span_and_text_hold_any_field_literally(text: str) -> None:
@@ -246,6 +260,7 @@ def test_no_incident_report_renders(tmp_path: Path) -> None:
     html = (tmp_path / "q.html").read_text(encoding="utf-8")
     assert "No incident window" in html and "Empty: no incident: nothing to block" in html
     assert "## Blocklist\n\nEmpty: no incident\\: nothing to block" in (tmp_path / "q.md").read_text(encoding="utf-8")
+    assert "suspected attackers" not in html
 
 
 # -- in a real browser -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView
 from floodwitness.render.safe import terminal_safe
+from floodwitness.verdict import ATTACK_KINDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,10 +103,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                         "yes" if n["known"] else "no"] for n in sources.get("networks", [])[:TOP_ROWS]])
         out += _shares("AS", _as_label, sources.get("asns", []))
         out += _shares("country", lambda c: c["country"] or "unknown", sources.get("countries", []))
-        out += _table(["client", "requests", "req/s", "known", "user agent"],
-                      [[md_code(s["client_ip"], table=True), _n(s["requests"]), f"{s['rate_rps']:.1f}",
-                        "yes" if s["known"] else "no", md_code(s["user_agent"], 120, table=True)]
-                       for s in sources["top"][:TOP_ROWS]])
+        attack = report["verdict"]["kind"] in ATTACK_KINDS
+        for title, key in (("Heaviest suspected attackers", "top_suspects"), ("Busiest clients", "top")):
+            if sources.get(key) and (attack or key == "top"):
+                out += [f"**{title}**", ""]
+                out += _table(["client", "requests", "req/s", "known", "user agent"],
+                              [[md_code(s["client_ip"], table=True), _n(s["requests"]), f"{s['rate_rps']:.1f}",
+                                "yes" if s["known"] else "no", md_code(s["user_agent"], 120, table=True)]
+                               for s in sources[key][:TOP_ROWS]])
     clusters = view.findings_of(CLUSTER_KINDS)
     if clusters:
         out += ["## Attacking clusters and fingerprints", ""]

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from floodwitness.errors import UsageError
+from floodwitness.verdict import ATTACK_KINDS
 
 SCHEMA = "floodwitness.report/1"
 REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "timeline")
@@ -88,6 +89,11 @@ class ReportView:
 
     def findings_of(self, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
         return [f for f in self.report["findings"] if f["kind"] in kinds]
+
+    @property
+    def attack(self) -> bool:
+        """Whether the verdict names an attack (so its suspects are attackers, and a blocklist applies)."""
+        return bool(self.report["verdict"]["kind"] in ATTACK_KINDS)
 
     @property
     def main_incident(self) -> dict[str, Any] | None:

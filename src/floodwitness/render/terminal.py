@@ -4,12 +4,14 @@ and where the evidence is. Reads only the report dictionary; every log field goe
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from floodwitness.render.report_view import span_warning
 from floodwitness.render.safe import terminal_safe
+from floodwitness.verdict import ATTACK_KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,8 +28,25 @@ def sparkline(values: list[float], width: int = 60) -> str:
     return "".join(_BARS[min(len(_BARS) - 1, round(v / top * (len(_BARS) - 1)))] for v in buckets)
 
 
+_LEAD = re.compile(r"^ *(?:[+-] )?")
+
+
 def _line(console: Console, text: str, style: str = "") -> None:
-    console.print(Text(text, style=style), overflow="fold")
+    """One item of the report; when it is wider than the terminal, its wrapped lines start under its text
+    (a hanging indent after the leading spaces and ``+``/``-`` marker), not at the left edge."""
+    lead = _LEAD.match(text)
+    cut = lead.end() if lead else 0
+    body = Text(text[cut:], style=style)
+    for i, wrapped in enumerate(body.wrap(console, max(console.width - cut, 20), overflow="fold")):
+        wrapped.rstrip()
+        console.print(Text(text[:cut] if i == 0 else " " * cut, style=style) + wrapped, overflow="fold")
+
+
+def _row(console: Console, head: str, tail: str) -> None:
+    """``head`` (fixed-width cells) then ``tail`` cut with an ellipsis to end the line at the terminal's edge."""
+    rest = Text(tail)
+    rest.truncate(max(console.width - len(head), 12), overflow="ellipsis")
+    console.print(Text(head) + rest, overflow="fold")
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
@@ -67,10 +86,15 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
                        f"excess from new networks {nv['new_network_excess_share']:.0%}, "
                        f"from known clients {nv['known_excess_share']:.0%}")
-        for s in sources["top"][:5]:
-            tag = "known" if s["known"] else ("new, known net" if s["known_network"] else "new net")
-            _line(console, f"  {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
-                           f"{s['rate_rps']:>7.1f}/s  {tag}")
+        attack = v["kind"] in ATTACK_KINDS and sources.get("top_suspects")
+        listed = [(sources["top_suspects"][:5], "heaviest suspected attackers")] if attack else []
+        listed.append((sources["top"][:3 if attack else 5], "busiest sources"))
+        for rows, title in listed:
+            _line(console, f"  {title}:", "dim")
+            for s in rows:
+                tag = "known" if s["known"] else ("new, known net" if s["known_network"] else "new net")
+                _line(console, f"    {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
+                               f"{s['rate_rps']:>6.1f}/s  {tag}")
         _audience_lines(console, sources)
         _line(console, f"  note: {sources['attribution_caveat']}", "dim")
     flagged = sources.get("flagged") or []
@@ -105,7 +129,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         _line(console, f"  {len(entries):,} CIDRs covering {covered:,} attack requests; "
                        f"collateral: {collateral:,} known clients")
         for e in entries[:5]:
-            _line(console, f"  {e['cidr']:<22} {e['requests']:>9,} req  {terminal_safe(e['reason'], 60)}")
+            _row(console, f"  {e['cidr']:<18} {e['requests']:>9,} req  ", terminal_safe(e["reason"], 200))
     console.print()
     _line(console, "Evidence", "bold")
     for f in report["findings"][:8]:

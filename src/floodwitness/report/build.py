@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
-from floodwitness.analysis.composition import BROWSING_MINUTES, Composition, compose, in_ranges
+from floodwitness.analysis.composition import BROWSING_MINUTES, Composition, compose, heaviest, in_ranges
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import (
@@ -48,13 +48,12 @@ from floodwitness.errors import UsageError
 from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
-from floodwitness.verdict import IncidentVerdict, judge_incident, summary_for
+from floodwitness.verdict import ATTACK_KINDS, IncidentVerdict, judge_incident, summary_for
 
 if TYPE_CHECKING:
     from floodwitness.analysis.dataset import Dataset
 
 SCHEMA = "floodwitness.report/1"
-ATTACK_KINDS = ("ddos", "dos", "mixed")
 
 ATTRIBUTION = {
     "shows": ["which addresses sent the requests, when, what they asked for and how the server answered",
@@ -308,18 +307,23 @@ def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[dat
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     c = r.composition
-    t = c.heaviest(20, ["client_ip", "requests", "known", "net", "known_net"])
+    columns = ["client_ip", "requests", "known", "net", "known_net"]
+    t = c.heaviest(20, columns)
+    # the busiest sources are often the site's own clients (apps retrying): the suspects are listed apart
+    sus = heaviest(suspects(c), 10, columns)
     w = in_ranges(data.requests, [r.times])
     # the listed sources' paths and agent: a look at their requests only, not a count for every client
-    listed = w.filter(w.client_ip.isin(t.column("client_ip").to_pylist()))
+    ips = sorted(set(t.column("client_ip").to_pylist()) | set(sus.column("client_ip").to_pylist()))
+    listed = w.filter(w.client_ip.isin(ips))
     detail = {row["client_ip"]: row for row in data.engine.ibis.to_pyarrow(listed.group_by("client_ip").aggregate(
         distinct_paths=listed.path.nunique(), user_agent=listed.user_agent.max())).to_pylist()}
     seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
-    top = [{"client_ip": row["client_ip"], "requests": row["requests"], "rate_rps": round(row["requests"] / seconds, 3),
-            "known": row["known"], "network": row["net"], "known_network": row["known_net"],
-            "user_agent": detail[row["client_ip"]]["user_agent"],
-            "distinct_paths": detail[row["client_ip"]]["distinct_paths"]}
-           for row in t.to_pylist()]
+
+    def source(row: dict[str, Any]) -> dict[str, Any]:
+        return {"client_ip": row["client_ip"], "requests": row["requests"],
+                "rate_rps": round(row["requests"] / seconds, 3), "known": row["known"], "network": row["net"],
+                "known_network": row["known_net"], "user_agent": detail[row["client_ip"]]["user_agent"],
+                "distinct_paths": detail[row["client_ip"]]["distinct_paths"]}
     # networks from the per-client table (one row per client, already in memory): no new scan
     by_net = c.clients_table.group_by(["net", "known_net"]).aggregate([("requests", "sum"), ("client_ip", "count")])
     nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
@@ -329,7 +333,8 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
         requests=w.count(), clients=w.client_ip.nunique()).order_by(
         [ibis.desc("requests"), "user_agent"]).limit(10)).to_pylist()
     return {
-        "top": top,
+        "top": [source(row) for row in t.to_pylist()],
+        "top_suspects": [source(row) for row in sus.to_pylist()],
         "new_vs_known": {"clients": c.clients, "new_clients": c.new_clients,
                          "requests_from_new": c.new_requests, "requests_from_known": c.known_requests,
                          "new_excess_share": round(c.new_excess_share, 3),

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from floodwitness.detectors.base import Finding
 
 KINDS = ("ddos", "dos", "flash_crowd", "internal_failure", "mixed", "no_incident")
+#: the kinds that name an attack (and carry a blocklist)
+ATTACK_KINDS = ("ddos", "dos", "mixed")
 
 
 @dataclass
@@ -106,7 +108,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     best = ranked[0]
     # ddos / dos / mixed share the attack evidence: the winner is judged against the best hypothesis of
     # another family, and (at double weight) against its siblings, which differ only in their extra signals
-    family = {"ddos", "dos", "mixed"}
+    family = set(ATTACK_KINDS)
     siblings = [h.score for h in ranked[1:] if (h.kind in family) == (best.kind in family)]
     others = [h.score for h in ranked[1:] if (h.kind in family) != (best.kind in family)]
     margin = min(best.score - max(others, default=best.score - 6.0),

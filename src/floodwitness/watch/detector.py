@@ -38,14 +38,13 @@ from floodwitness.detectors.rules import (
     new_networks_hold,
 )
 from floodwitness.mitigation import BlocklistPolicy, build_blocklist
-from floodwitness.verdict import judge_incident, summary_for
+from floodwitness.verdict import ATTACK_KINDS, judge_incident, summary_for
 from floodwitness.watch.parse import BUCKET
 from floodwitness.watch.sketch import HeavyHitters, Registers, SeenSet, kll
 
 if TYPE_CHECKING:
     from floodwitness.watch.parse import ChunkStats
 
-ATTACK_KINDS = ("ddos", "dos", "mixed")
 KNOWN_NAMES_CAP = 10_000
 HISTORY = ("requests", "errors", "p95", "assets", "referers", "new", "new_network", "suspect")
 #: the history rows whose rolling median is the baseline (p95: NaN-free median, buckets without times skipped)
