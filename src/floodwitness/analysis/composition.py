@@ -174,6 +174,18 @@ def client_rates(data: Dataset, t: Any) -> tuple[float, float]:
     return float(values["p50"] or 0.0), float(values["p99"] or 0.0)
 
 
+def busiest_minutes(data: Dataset, window: tuple[datetime, datetime], at_least: int) -> pa.Table:
+    """The clients of ``window`` that sent ``at_least`` requests in one minute: ``client_ip``, ``requests``
+    (in the window), ``peak`` (requests in their busiest minute), busiest first (ties by address). Two group-bys
+    over the window's requests, filtered before the second to the clients that could qualify."""
+    t = in_ranges(data.requests, [window])
+    per_minute = t.group_by(["client_ip", data.engine.time_bucket(t.ts, 60).name("minute")]).aggregate(n=t.count())
+    per = per_minute.group_by("client_ip").aggregate(requests=per_minute.n.sum(), peak=per_minute.n.max())
+    per = per.filter(per.peak >= at_least).order_by([ibis.desc("peak"), "client_ip"])
+    table: pa.Table = data.engine.ibis.to_pyarrow(per)
+    return table
+
+
 def split_baseline(baseline: list[tuple[datetime, datetime]]) -> tuple[list[tuple[datetime, datetime]],
                                                                      list[tuple[datetime, datetime]]]:
     """The baseline's last half hour (at most a third of it) as the reference, and the part before it: how

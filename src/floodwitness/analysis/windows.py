@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from floodwitness.analysis.history import Prior
     from floodwitness.analysis.timeline import Timeline
 
 
@@ -113,7 +114,10 @@ def latency_anomaly(requests: np.ndarray, p95_time: np.ndarray, expected: np.nda
     return np.asarray(slow & (requests >= 0.3 * expected))
 
 
-def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
+def baseline_and_flags(tl: Timeline, policy: WindowPolicy, prior: Prior | None = None) -> Baseline:
+    """The expected level of each minute and the anomalous minutes. With a ``prior`` (a given baseline range
+    outside the analysed period), every minute is held against the prior's typical minute instead of the
+    rolling median of the period itself (which, in logs of the attack alone, is the attack)."""
     r, e = tl.requests, tl.status_5xx
     n = len(r)
     flagged = volume = np.zeros(n, dtype=bool)
@@ -121,14 +125,20 @@ def baseline_and_flags(tl: Timeline, policy: WindowPolicy) -> Baseline:
     share, p95 = 0.0, float("nan")
     for _ in range(policy.iterations):
         usable = ~flagged
-        level = _rolling_median(r, usable, policy.baseline_half_width)
-        errors = _rolling_median(e, usable, policy.baseline_half_width)
-        total = r[usable].sum()
-        share = float(e[usable].sum() / total) if total else 0.0
+        if prior is not None:
+            level, errors, share = np.full(n, prior.requests), np.full(n, prior.errors), prior.error_share
+        else:
+            level = _rolling_median(r, usable, policy.baseline_half_width)
+            errors = _rolling_median(e, usable, policy.baseline_half_width)
+            total = r[usable].sum()
+            share = float(e[usable].sum() / total) if total else 0.0
         volume = volume_anomaly(r, level, policy)
         error = error_anomaly(r, e, errors, share, policy)
         slow = np.zeros(n, dtype=bool)
-        if tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
+        if prior is not None and np.isfinite(prior.p95_time):
+            p95 = prior.p95_time
+            slow = latency_anomaly(r, tl.p95_time, level, p95, policy)
+        elif tl.has_request_time and usable.any() and np.isfinite(tl.p95_time[usable]).any():
             p95 = float(np.nanmedian(tl.p95_time[usable]))
             slow = latency_anomaly(r, tl.p95_time, level, p95, policy)
         if n > 2:  # the first and last minute of the data are partial: their error share and latency are noise
@@ -218,6 +228,15 @@ def baseline_minutes(tl: Timeline, base: Baseline, windows: list[Window], margin
     if len(before) >= 15:
         return before
     return np.flatnonzero(usable)
+
+
+def outside_windows(tl: Timeline, windows: list[Window]) -> np.ndarray:
+    """Indexes of the minutes in no incident window: the traffic the analysed period has besides its incidents
+    (flagged minutes that formed no window included: a lone busy minute is part of a site's ordinary traffic)."""
+    outside = np.ones(tl.minutes, dtype=bool)
+    for w in windows:
+        outside[w.start_index:w.end_index] = False
+    return np.flatnonzero(outside)
 
 
 def window_times(tl: Timeline, w: Window) -> tuple[datetime, datetime]:

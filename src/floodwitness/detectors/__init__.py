@@ -5,6 +5,6 @@ each takes a :class:`Context` and returns findings. Renderers and the verdict re
 """
 
 from floodwitness.detectors import rules as _rules  # noqa: F401 - importing registers the detectors
-from floodwitness.detectors.base import DETECTORS, FINDING_KINDS, Context, Evidence, Finding
+from floodwitness.detectors.base import DETECTORS, FINDING_KINDS, Context, Evidence, Finding, detectors_for
 
-__all__ = ["DETECTORS", "FINDING_KINDS", "Context", "Evidence", "Finding"]
+__all__ = ["DETECTORS", "FINDING_KINDS", "Context", "Evidence", "Finding", "detectors_for"]

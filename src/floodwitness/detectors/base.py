@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    import pyarrow as pa
 
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.dataset import Dataset
@@ -37,7 +39,12 @@ FINDING_KINDS: dict[str, FindingKind] = {
     "audience_shift": FindingKind("Where the incident's sources sit against the site's usual audience: new "
                                   "networks, ASes and countries, and how concentrated the traffic is", "info"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high"),
+    "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002"),
 }
+
+#: a client that sends this many requests in one minute (5 a second, sustained) is no person browsing: a page
+#: with its assets is a burst of tens of requests, then reading (shown where there is no history to compare with)
+INHUMAN_PER_MINUTE = 300
 
 
 @dataclass(frozen=True)
@@ -88,13 +95,39 @@ class Context:
     composition: Composition
     incident: int  # index of the incident (0 = main)
     phases: Any = None  # set by the phase analysis (attack vs failure minutes)
+    #: whether a usable baseline exists: without one, there are no known clients, no expected level, no excess
+    has_history: bool = True
+    #: the clients of the window at :data:`INHUMAN_PER_MINUTE` or more in a minute (``busiest_minutes``), when
+    #: the analysis already counted them
+    inhuman: pa.Table | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 Detector = Callable[[Context], list[Finding]]
 DETECTORS: dict[str, Detector] = {}
+#: what each detector needs of the history (the baseline): "needs" (it compares with the baseline's level or
+#: audience: silent without a usable one), "without" (it judges the traffic by itself and runs only when there is
+#: no usable history, where the comparisons cannot speak), "any" (it runs either way, and says which it had)
+HISTORY: dict[str, str] = {}
 
 
-def detector(fn: Detector) -> Detector:
-    DETECTORS[fn.__name__] = fn
-    return fn
+@overload
+def detector(fn: Detector, *, history: str = ...) -> Detector: ...
+@overload
+def detector(fn: None = None, *, history: str = ...) -> Callable[[Detector], Detector]: ...
+def detector(fn: Detector | None = None, *, history: str = "any") -> Detector | Callable[[Detector], Detector]:
+    """Register a detector under its function's name; ``history``: see :data:`HISTORY`."""
+    if history not in ("needs", "without", "any"):
+        raise ValueError(f"unknown history requirement {history!r}")
+
+    def register(f: Detector) -> Detector:
+        DETECTORS[f.__name__] = f
+        HISTORY[f.__name__] = history
+        return f
+    return register(fn) if fn is not None else register
+
+
+def detectors_for(has_history: bool) -> list[Detector]:
+    """The detectors to run on an incident, in registration order, given whether a usable history exists."""
+    wanted = ("needs", "any") if has_history else ("without", "any")
+    return [fn for name, fn in DETECTORS.items() if HISTORY[name] in wanted]

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pyarrow.compute as pc
 
-from floodwitness.analysis.composition import client_rates, heaviest, in_ranges, is_asset
+from floodwitness.analysis.composition import busiest_minutes, client_rates, heaviest, in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
-from floodwitness.detectors.base import Context, Evidence, Finding, detector
+from floodwitness.detectors.base import INHUMAN_PER_MINUTE, Context, Evidence, Finding, detector
 from floodwitness.detectors.behaviour import RuleScan, scan_rules
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
@@ -76,7 +76,7 @@ def concentrated_sources_hold(c: Composition) -> bool:
     return c.excess > 0 and (c.sources_for_80pct <= 10 or c.top10_excess_share >= 0.8)
 
 
-@detector
+@detector(history="needs")
 def traffic_surge(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not ctx.volume_minutes:
@@ -102,10 +102,10 @@ def server_errors(ctx: Context) -> list[Finding]:
     if window_share - base < 0.02 or window_errors < 10:
         return []
     query = window_sql(ctx, select="status, count(*) AS n", where="status >= 500", group="1", order="2 DESC")
+    against = f"against {_pct(base)} in the baseline" if ctx.has_history else "no baseline to compare with"
     findings = [Finding(
         _fid(ctx, "errors"), "server_errors",
-        f"{window_errors:,} server errors (5xx): {_pct(window_share)} of requests, against {_pct(base)} "
-        "in the baseline",
+        f"{window_errors:,} server errors (5xx): {_pct(window_share)} of requests, {against}",
         ctx.window, {"errors": window_errors, "share": round(window_share, 4), "baseline_share": round(base, 4),
                      "shed_503": int(ctx.timeline.shed_503[ctx.timeline.index_of(c.start):
                                                            ctx.timeline.index_of(c.end)].sum())},
@@ -131,7 +131,7 @@ def server_errors(ctx: Context) -> list[Finding]:
     return findings
 
 
-@detector
+@detector(history="needs")
 def new_networks(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not new_networks_hold(c):
@@ -151,7 +151,7 @@ def new_networks(ctx: Context) -> list[Finding]:
         confidence=min(0.5 + c.new_network_excess_share / 2, 0.97), evidence=_suspect_samples(ctx, query))]
 
 
-@detector
+@detector(history="needs")
 def known_clients_surge(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not known_clients_hold(c):
@@ -169,7 +169,7 @@ def known_clients_surge(ctx: Context) -> list[Finding]:
         evidence=samples(ctx, lambda t: t.status >= 500, query))]
 
 
-@detector
+@detector(history="needs")
 def familiar_crowd(ctx: Context) -> list[Finding]:
     c = ctx.composition
     nb, bb = c.new_behaviour, c.baseline_behaviour
@@ -202,11 +202,15 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
     out = []
     query = window_sql(ctx, select="path, count(*) AS n, count(*) FILTER (WHERE " + ASSET_SQL + ") AS assets",
                        group="1", order="2 DESC")
+    if ctx.has_history:
+        said = (f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}) and "
+                f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)})")
+    else:  # every client is "new" without a baseline: the shares are the window's own
+        said = (f"the clients requested {_pct(nb.asset_share)} assets and {_pct(nb.referer_share)} carried a "
+                "referer (no baseline to compare with: pages normally come with their images and scripts)")
     out.append(Finding(
         _fid(ctx, "bots"), "bot_behaviour",
-        f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}) and "
-        f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)}); "
-        f"top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests",
+        f"{said}; top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests",
         ctx.window, {"asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
                      "referer_share": round(nb.referer_share, 3), "top_path": nb.top_path,
                      "top_path_share": round(nb.top_path_share, 3)},
@@ -216,7 +220,8 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
                        where="query IS NOT NULL")
         out.append(Finding(
             _fid(ctx, "cachebust"), "cache_busting",
-            f"{_pct(nb.query_share)} of the new clients' requests had a query string and "
+            f"{_pct(nb.query_share)} of the {'new ' if ctx.has_history else ''}clients' requests had a query string "
+            "and "
             f"{_pct(nb.unique_query_share)} of those strings were unique: cache-busting",
             ctx.window,
             {"query_share": round(nb.query_share, 3), "unique_query_share": round(nb.unique_query_share, 3)},
@@ -234,13 +239,39 @@ def concentrated_sources(ctx: Context) -> list[Finding]:
     minutes = max((c.end - c.start).total_seconds(), 1)
     rates = [round(n / minutes, 1) for n in table.column("requests").to_pylist()]
     query = window_sql(ctx, select="client_ip, count(*) AS requests", group="1", order="2 DESC LIMIT 10")
+    of = "the excess" if ctx.has_history else "the requests"  # without a baseline, every request is excess
     return [Finding(
         _fid(ctx, "few"), "concentrated_sources",
-        f"{c.sources_for_80pct} source(s) made 80% of the excess; the top 10 sent {_pct(c.top10_excess_share)} of it "
-        f"(up to {max(rates):.0f} req/s each)", ctx.window,
+        f"{c.sources_for_80pct} source(s) made 80% of {of}; the top 10 sent {_pct(c.top10_excess_share)} of it "
+        f"(up to {max(rates):.1f} req/s each)", ctx.window,
         {"sources_for_80pct": c.sources_for_80pct, "top10_excess_share": round(c.top10_excess_share, 3),
          "top_sources": top, "top_rates": rates},
         confidence=0.9, evidence=samples(ctx, lambda t: t.client_ip.isin(top[:3]), query))]
+
+
+@detector(history="without")
+def inhuman_rate(ctx: Context) -> list[Finding]:
+    """Without a baseline, a rate is judged by itself: clients that kept up :data:`INHUMAN_PER_MINUTE` requests
+    in a minute. (With one, the comparisons with the audience say more, and this count is not run.)"""
+    table = ctx.inhuman if ctx.inhuman is not None else busiest_minutes(ctx.data, ctx.window, INHUMAN_PER_MINUTE)
+    if table.num_rows == 0:
+        return []
+    requests = int(pc.sum(table.column("requests")).as_py() or 0)
+    share = requests / max(ctx.composition.requests, 1)
+    top = table.slice(0, 10).to_pylist()
+    ips = [r["client_ip"] for r in top]
+    query = window_sql(ctx, select="client_ip, date_trunc('minute', ts) AS minute, count(*) AS requests",
+                       group="1, 2", order="3 DESC LIMIT 20")
+    return [Finding(
+        _fid(ctx, "rate"), "inhuman_rate",
+        f"{table.num_rows:,} client(s) sent {INHUMAN_PER_MINUTE} or more requests in a minute (up to "
+        f"{int(top[0]['peak']):,}, {int(top[0]['peak']) / 60:.0f}/s), a pace no person browsing keeps: "
+        f"{requests:,} requests, {_pct(share)} of the window's", ctx.window,
+        {"clients": table.num_rows, "requests": requests, "share": round(share, 3),
+         "threshold_per_minute": INHUMAN_PER_MINUTE, "top_sources": ips,
+         "top_peaks": [int(r["peak"]) for r in top]},
+        confidence=0.9 if share >= 0.2 else 0.7,
+        evidence=samples(ctx, lambda t: t.client_ip.isin(ips[:3]), query))]
 
 
 def _rules(ctx: Context) -> tuple[Rule, ...]:
@@ -289,7 +320,7 @@ def tool_fingerprint(ctx: Context) -> list[Finding]:
 _LEVEL_NAMES = {"ip": "addresses", "/24": "/24s", "/16": "/16s", "asn": "ASes", "country": "countries"}
 
 
-@detector
+@detector(history="needs")
 def audience_shift(ctx: Context) -> list[Finding]:
     """Where the excess came from against the site's usual audience, level by level."""
     audience: Audience | None = ctx.extras.get("audience")
@@ -316,7 +347,7 @@ def audience_shift(ctx: Context) -> list[Finding]:
                     evidence=_suspect_samples(ctx, query))]
 
 
-@detector
+@detector(history="needs")
 def legitimate_impact(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not c.known_clients_with_errors:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView
+from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView, incident_line
 from floodwitness.render.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -61,6 +61,11 @@ def _n(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
+def _yes(value: bool | None) -> str:
+    """A yes/no cell; unknown (no baseline to know it) is a dash."""
+    return "\u2014" if value is None else "yes" if value else "no"
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -78,12 +83,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     v = report["verdict"]
     out = ["# floodwitness incident report", "",
            f"**{md_text(v['summary'])}**", ""]
+    if view.history_warning:
+        out += [f"**Warning:** {md_text(view.history_warning, 800)}", ""]
     inc = view.main_incident
     if inc:
         out += [f"Incident {md_code(inc['id'])} from {md_code(inc['start'])} to {md_code(inc['end'])}: peak "
-                f"{_n(inc['peak_rps'])} requests/s at {md_code(inc['peak_second'])} (baseline "
-                f"{inc['baseline_rps']:.1f}/s), {_n(inc['requests'])} requests, {_n(inc['excess_requests'])} excess, "
-                f"{_n(inc['clients'])} clients ({_n(inc['new_clients'])} new).", ""]
+                f"{_n(inc['peak_rps'])} requests/s at {md_code(inc['peak_second'])}; {md_text(incident_line(inc))}.",
+                ""]
     out += ["## Hypotheses", ""]
     for h in view.hypotheses:
         out.append(f"- **{md_text(h.kind)}** (score {h.score:+.1f})")
@@ -94,13 +100,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     if sources.get("top"):
         nv = sources["new_vs_known"]
         out += ["## Sources", "",
+                f"{_n(nv['clients'])} clients; no baseline to tell new clients from known ones." if nv.get(
+                    "new_clients") is None else
                 f"{_n(nv['clients'])} clients, {_n(nv['new_clients'])} never seen in the baseline; "
                 f"{nv['new_network_excess_share']:.0%} of the excess from new networks, "
                 f"{nv['known_excess_share']:.0%} from known clients.", "",
                 f"> {md_text(sources['attribution_caveat'])}", ""]
         out += _table(["network", "requests", "clients", "seen before"],
                       [[md_code(n["net"], table=True), _n(n["requests"]), _n(n["clients"]),
-                        "yes" if n["known"] else "no"] for n in sources.get("networks", [])[:TOP_ROWS]])
+                        _yes(n["known"])] for n in sources.get("networks", [])[:TOP_ROWS]])
         out += _shares("AS", _as_label, sources.get("asns", []))
         out += _shares("country", lambda c: c["country"] or "unknown", sources.get("countries", []))
         attack = report["verdict"]["kind"] in ATTACK_KINDS
@@ -109,7 +117,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 out += [f"**{title}**", ""]
                 out += _table(["client", "requests", "req/s", "known", "user agent"],
                               [[md_code(s["client_ip"], table=True), _n(s["requests"]), f"{s['rate_rps']:.1f}",
-                                "yes" if s["known"] else "no", md_code(s["user_agent"], 120, table=True)]
+                                _yes(s["known"]), md_code(s["user_agent"], 120, table=True)]
                                for s in sources[key][:TOP_ROWS]])
     clusters = view.findings_of(CLUSTER_KINDS)
     if clusters:
@@ -124,9 +132,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                         _n(p["errors"])] for p in targets["top_paths"][:TOP_ROWS]])
     impact = report.get("impact") or {}
     if impact:
+        who = ("no baseline to say which clients were the site's own" if impact["known_clients_active"] is None else
+               f"{_n(impact['known_clients_with_errors'])} of {_n(impact['known_clients_active'])} known clients got "
+               "server errors")
         out += ["## Impact on legitimate users", "",
-                f"{_n(impact['known_clients_with_errors'])} of {_n(impact['known_clients_active'])} known clients got "
-                f"server errors; {impact['error_share']:.1%} of requests in the incident failed.", ""]
+                f"{who}; {impact['error_share']:.1%} of requests in the incident failed.", ""]
     out += _blocklist(view, report.get("mitigation") or {})
     out += ["## Evidence", ""]
     for f in report["findings"]:

@@ -51,6 +51,22 @@ def span_warning(report: dict[str, Any]) -> str | None:
             f"({span.get('since')} to {span.get('until')}) were left out{where}; --since/--until analyse them")
 
 
+def history_warning(report: dict[str, Any]) -> str | None:
+    """The report's note on a baseline too thin to compare with (no history), or None."""
+    baseline = report.get("baseline") or {}
+    if baseline.get("sufficient", True):
+        return None
+    return str(baseline.get("note") or "no usable history to compare with")
+
+
+def incident_line(inc: dict[str, Any]) -> str:
+    """How one incident stood against its baseline (plain text: each renderer escapes it)."""
+    if inc.get("baseline_rps") is None:  # no history: no baseline level, no expected requests, no excess
+        return f"{inc['requests']:,} requests from {inc['clients']:,} clients; no baseline to compare with"
+    return (f"baseline {inc['baseline_rps']:.1f} req/s, {inc['requests']:,} requests, {inc['excess_requests']:,} "
+            f"excess, {inc['clients']:,} clients ({inc['new_clients']:,} new)")
+
+
 @dataclass(frozen=True)
 class Item:
     """One piece of evidence for or against a hypothesis, with the finding it cites (if any)."""
@@ -114,6 +130,10 @@ class ReportView:
     @property
     def span_warning(self) -> str | None:
         return span_warning(self.report)
+
+    @property
+    def history_warning(self) -> str | None:
+        return history_warning(self.report)
 
     @cached_property
     def totals(self) -> dict[str, int]:

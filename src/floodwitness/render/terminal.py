@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from floodwitness.render.report_view import span_warning
+from floodwitness.render.report_view import history_warning, incident_line, span_warning
 from floodwitness.render.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -55,6 +55,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
              "flash_crowd": "bold cyan", "no_incident": "bold green"}.get(v["kind"], "bold")
     _line(console, f"Verdict: {v['kind'].upper()}  ({v['confidence']:.0%} confidence)", style)
     _line(console, v["summary"])
+    thin = history_warning(report)
+    if thin:
+        _line(console, f"warning: {terminal_safe(thin, 600)}", "yellow")
     console.print()
     best = v["hypotheses"][0]
     _line(console, "Why", "bold")
@@ -74,8 +77,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         _line(console, "  " + sparkline([float(x) for x in errors]) + "  5xx", "red")
     for inc in report["incidents"]:
         _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
-                       f"at {inc['peak_second'][11:19]} (baseline {inc['baseline_rps']:.1f} req/s), "
-                       f"{inc['excess_requests']:,} excess requests")
+                       f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
     if not report["incidents"]:
         _line(console, "  no incident window")
     sources = report.get("sources") or {}
@@ -83,16 +85,20 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         console.print()
         _line(console, "Sources (main incident)", "bold")
         nv = sources["new_vs_known"]
-        _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
-                       f"excess from new networks {nv['new_network_excess_share']:.0%}, "
-                       f"from known clients {nv['known_excess_share']:.0%}")
+        if nv.get("new_clients") is None:
+            _line(console, f"  {nv['clients']:,} clients; no baseline to tell new clients from known ones")
+        else:
+            _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
+                           f"excess from new networks {nv['new_network_excess_share']:.0%}, "
+                           f"from known clients {nv['known_excess_share']:.0%}")
         attack = v["kind"] in ATTACK_KINDS and sources.get("top_suspects")
         listed = [(sources["top_suspects"][:5], "heaviest suspected attackers")] if attack else []
         listed.append((sources["top"][:3 if attack else 5], "busiest sources"))
         for rows, title in listed:
             _line(console, f"  {title}:", "dim")
             for s in rows:
-                tag = "known" if s["known"] else ("new, known net" if s["known_network"] else "new net")
+                tag = ("" if s["known"] is None else "known" if s["known"] else
+                       "new, known net" if s["known_network"] else "new net")
                 _line(console, f"    {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
                                f"{s['rate_rps']:>6.1f}/s  {tag}")
         _audience_lines(console, sources)
@@ -115,8 +121,12 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if impact:
         console.print()
         _line(console, "Impact", "bold")
-        _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known clients "
-                       f"got server errors; {impact['error_share']:.0%} of requests in the incident failed")
+        if impact["known_clients_active"] is None:
+            _line(console, f"  {impact['error_share']:.0%} of requests in the incident failed; no baseline to say "
+                           "which of them were the site's known clients")
+        else:
+            _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known "
+                           f"clients got server errors; {impact['error_share']:.0%} of requests in the incident failed")
     mit = report.get("mitigation") or {}
     console.print()
     _line(console, "Blocklist", "bold")
@@ -130,6 +140,8 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                        f"collateral: {collateral:,} known clients")
         for e in entries[:5]:
             _row(console, f"  {e['cidr']:<18} {e['requests']:>9,} req  ", terminal_safe(e["reason"], 200))
+        if mit.get("note"):
+            _line(console, f"  note: {mit['note']}", "dim")
     console.print()
     _line(console, "Evidence", "bold")
     for f in report["findings"][:8]:

@@ -18,7 +18,24 @@ import pyarrow as pa
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
-from floodwitness.analysis.composition import BROWSING_MINUTES, Composition, compose, heaviest, in_ranges
+from floodwitness.analysis.composition import (
+    BROWSING_MINUTES,
+    Composition,
+    busiest_minutes,
+    compose,
+    heaviest,
+    in_ranges,
+)
+from floodwitness.analysis.history import (
+    History,
+    HistoryPolicy,
+    Prior,
+    auto_history,
+    given_history,
+    overlaps,
+    preceding_history,
+    whole_period,
+)
 from floodwitness.analysis.phases import Phases, analyse_phases, suspects
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import (
@@ -37,18 +54,25 @@ from floodwitness.analysis.windows import (
     baseline_minutes,
     find_windows,
     minutes_to_ranges,
+    outside_windows,
     refine_edges,
     window_times,
 )
-from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
+from floodwitness.detectors import FINDING_KINDS, Context, Finding, detectors_for
+from floodwitness.detectors.base import INHUMAN_PER_MINUTE
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.enrich import Enricher
-from floodwitness.errors import UsageError
 from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
-from floodwitness.verdict import ATTACK_KINDS, IncidentVerdict, judge_incident, summary_for
+from floodwitness.verdict import (
+    ATTACK_KINDS,
+    IncidentVerdict,
+    judge_incident,
+    judge_without_history,
+    summary_for,
+)
 
 if TYPE_CHECKING:
     from floodwitness.analysis.dataset import Dataset
@@ -72,6 +96,7 @@ class AnalyzeOptions:
     until: datetime | None = None
     baseline: tuple[datetime, datetime] | None = None
     policy: WindowPolicy = field(default_factory=WindowPolicy)
+    history: HistoryPolicy = field(default_factory=HistoryPolicy)
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
     #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
@@ -98,6 +123,16 @@ class IncidentResult:
     baseline_rps: float
     audience: Audience | None = None
     flags: list[RuleFlags] = field(default_factory=list)  # sources flagged by a fingerprint rule in the window
+    #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
+    #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
+    suspects: pa.Table | None = None
+
+    @property
+    def has_history(self) -> bool:
+        return self.suspects is None
+
+    def suspected(self) -> pa.Table:
+        return suspects(self.composition) if self.suspects is None else self.suspects
 
     @property
     def weight(self) -> float:
@@ -106,16 +141,6 @@ class IncidentResult:
 
 def _iso(value: datetime) -> str:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _baseline_ranges(tl: Timeline, base: Baseline, windows: list[Window],
-                     options: AnalyzeOptions) -> list[tuple[datetime, datetime]]:
-    if options.baseline is not None:
-        start, end = options.baseline
-        if end <= start:
-            raise UsageError("the baseline ends before it starts", hint="Use --baseline START..END with START < END.")
-        return [(start.replace(tzinfo=None), end.replace(tzinfo=None))]
-    return minutes_to_ranges(tl, baseline_minutes(tl, base, windows))
 
 
 def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
@@ -151,7 +176,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
                   extras={"baseline_ranges": baseline_ranges, "audience": audience, "rules": shared.rules,
                           "rules_scan": scan})
-    findings = [f for name in DETECTORS for f in DETECTORS[name](ctx)]
+    findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share)
     second0, counts = per_second(data, times[0], times[1], errors=False)
@@ -165,9 +190,51 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
 
 
+#: no known clients (the ``baseline_clients`` of no baseline)
+_NOBODY = pa.table({"client_ip": pa.array([], pa.string()), "requests": pa.array([], pa.int64())})
+
+
+def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Shared) -> list[IncidentResult]:
+    """The analysed period judged by what its traffic shows by itself (no usable baseline): one incident over the
+    whole period when that shows an attack or server errors, else none."""
+    times = whole_period(tl)
+    comp = compose(data, times, [], 0.0, _NOBODY, extra=partial(rule_aggregates, rules=shared.rules))
+    scan = scan_rules(data, shared.rules, times, per_client=comp.clients_table)
+    inhuman = busiest_minutes(data, times, INHUMAN_PER_MINUTE)
+    ctx = Context(data, tl, base, times, (), (), comp, 0, None,
+                  extras={"baseline_ranges": [], "rules": shared.rules, "rules_scan": scan},
+                  has_history=False, inhuman=inhuman)
+    findings = [f for fn in detectors_for(False) for f in fn(ctx)]
+    verdict = judge_without_history(findings, comp.requests)
+    if verdict.kind == "no_incident":
+        return []
+    condemned = set(inhuman.column("client_ip").to_pylist())
+    for flags in scan.flags:
+        condemned.update(flags.table.column("client_ip").to_pylist())
+    clients = comp.clients_table
+    suspected = clients.filter(_mask(clients.column("client_ip").to_pylist(), condemned))
+    phases = Phases(0, tl.requests, tl.status_5xx, np.zeros(tl.minutes), (), (), 0, 0)
+    window = Window(0, tl.minutes, (), ())
+    second0, counts = per_second(data, times[0], times[1], errors=False)
+    peak_second = int(np.argmax(counts)) if len(counts) else 0
+    series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
+    return [IncidentResult(0, window, times, comp, phases, findings, verdict, tl.minute_at(int(np.argmax(series))),
+                           second0 + timedelta(seconds=peak_second),
+                           float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected)]
+
+
+def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Prior | None]:
+    """A given ``--baseline`` measured (refused when it holds too little), with its typical minute."""
+    if options.baseline is None:
+        return None, None
+    return given_history(data, *options.baseline, options.history, data.has_values("request_time"))
+
+
 def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyse ``data`` and return the report dictionary."""
     options = options or AnalyzeOptions()
+    history, prior = _history(data, options)
+    user_since = options.since
     minutes = minute_table(data, options.since, options.until)
     span: Span | None = None
     if options.since is None and options.until is None:
@@ -176,24 +243,42 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
             options = replace(options, since=span.since, until=span.until)
             minutes = minutes_within(minutes, span.since, span.until)
     tl = timeline_of(minutes, data.has_values("request_time"))
-    base = baseline_and_flags(tl, options.policy)
+    if history is not None and overlaps(tl, *history.ranges[0]):
+        prior = None  # the given range lies in the analysed period: the rolling level there already holds it
+    base = baseline_and_flags(tl, options.policy, prior)
     windows = find_windows(tl, base, options.policy)
-    baseline_ranges = _baseline_ranges(tl, base, windows, options)
+    if history is None:
+        quiet = baseline_minutes(tl, base, windows)
+        history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
+        before = None if history.sufficient or user_since is None else \
+            preceding_history(data, user_since, options.history, tl.has_request_time)
+        if before is not None:  # a slice cut from longer logs: the hours before it are its history
+            history, prior = before
+            base = baseline_and_flags(tl, options.policy, prior)
+            windows = find_windows(tl, base, options.policy)
+    baseline_ranges = list(history.ranges)
     rules = load_rules(options.fingerprints)
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     try:
-        shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
-        results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
-                   for i, w in enumerate(windows[: options.max_incidents])]
+        shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
+                         else _NOBODY, enricher, rules)
+        if not history.sufficient:
+            results = _without_history(data, tl, base, shared) if tl.minutes else []
+        else:
+            results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
+                       for i, w in enumerate(windows[: options.max_incidents])]
+            if history.clients is None and windows:
+                history = replace(history, clients=shared.baseline_clients.num_rows)
     finally:
         if enricher is not None:
             enricher.close()
-    return _report(data, options, tl, base, baseline_ranges, span, rules, shared, results)
+    return _report(data, options, tl, base, history, span, rules, shared, results)
 
 
-def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline,
-            baseline_ranges: list[tuple[datetime, datetime]], span: Span | None, rules: tuple[Rule, ...],
-            shared: _Shared, results: list[IncidentResult]) -> dict[str, Any]:
+def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
+            span: Span | None, rules: tuple[Rule, ...], shared: _Shared, results: list[IncidentResult]
+            ) -> dict[str, Any]:
+    baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
     main = results[0] if results else None
@@ -210,12 +295,13 @@ def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline
             "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
             "parameters": _parameters(data, options),
             "inputs": _inputs(data),
-            "verdict": _verdict(main, tl),
+            "verdict": _verdict(main, tl, history),
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
             "timeline": _timeline_dict(tl, base, baseline_ranges)
             | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
             "attribution": ATTRIBUTION,
+            "baseline": history.to_dict(),
         }
         if span is not None and span.periods:
             report["time_span"] = span.to_dict()
@@ -256,18 +342,27 @@ def _inputs(data: Dataset) -> list[dict[str, Any]]:
     return out
 
 
-def _verdict(main: IncidentResult | None, tl: Timeline) -> dict[str, Any]:
+def _verdict(main: IncidentResult | None, tl: Timeline, history: History) -> dict[str, Any]:
     if main is None:
         minutes = tl.minutes
-        text = (f"{minutes:,} minutes of traffic examined; no minute's volume or server errors stood out from "
-                "the rolling baseline")
-        hyps = [{"kind": "no_incident", "score": 3.0, "for": [text], "against": []}]
+        if history.sufficient:
+            text = (f"{minutes:,} minutes of traffic examined; no minute's volume or server errors stood out from "
+                    "the rolling baseline")
+            confidence = 0.9 if minutes >= 60 else 0.6
+        else:
+            text = (f"{minutes:,} minute(s) of traffic examined with no history to compare with: no attack tool's "
+                    f"fingerprint, no client at {INHUMAN_PER_MINUTE} requests a minute or more, no server errors")
+            confidence = 0.5
+        hyps = [{"kind": "no_incident", "score": 3.0 if history.sufficient else 1.0, "for": [text], "against": []}]
         hyps += [{"kind": k, "score": -3.0, "for": [], "against": [text]}
                  for k in ("ddos", "dos", "flash_crowd", "internal_failure", "mixed")]
-        confidence = 0.9 if minutes >= 60 else 0.6
-        return {"kind": "no_incident", "confidence": confidence, "summary": summary_for("no_incident", confidence),
-                "hypotheses": hyps}
+        return {"kind": "no_incident", "confidence": confidence,
+                "summary": summary_for("no_incident", confidence, history.sufficient), "hypotheses": hyps}
     v = main.verdict
+    if not main.has_history:
+        hyps = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
+        return {"kind": v.kind, "confidence": v.confidence,
+                "summary": summary_for(v.kind, v.confidence, False), "hypotheses": hyps}
     hyps = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
     hyps.append({"kind": "no_incident", "score": -3.0, "for": [],
                  "against": [f"incident from {_iso(main.times[0])} to {_iso(main.times[1])} [I1]"]})
@@ -276,13 +371,17 @@ def _verdict(main: IncidentResult | None, tl: Timeline) -> dict[str, Any]:
 
 
 def _incident_dict(r: IncidentResult) -> dict[str, Any]:
+    """One incident; without history its expected requests, excess and baseline rate are unknown (null)."""
     c = r.composition
+    known = r.has_history
     return {"id": f"I{r.index + 1}",
             "kind": r.verdict.kind, "confidence": r.verdict.confidence,
             "start": _iso(r.times[0]), "end": _iso(r.times[1]), "peak": _iso(r.peak),
-            "peak_second": _iso(r.peak_second), "peak_rps": r.peak_rps, "baseline_rps": round(r.baseline_rps, 2),
-            "requests": c.requests, "expected_requests": round(c.expected), "excess_requests": round(c.excess),
-            "clients": c.clients, "new_clients": c.new_clients,
+            "peak_second": _iso(r.peak_second), "peak_rps": r.peak_rps,
+            "baseline_rps": round(r.baseline_rps, 2) if known else None,
+            "requests": c.requests, "expected_requests": round(c.expected) if known else None,
+            "excess_requests": round(c.excess) if known else None, "history": known,
+            "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
             "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
 
@@ -310,7 +409,7 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
     columns = ["client_ip", "requests", "known", "net", "known_net"]
     t = c.heaviest(20, columns)
     # the busiest sources are often the site's own clients (apps retrying): the suspects are listed apart
-    sus = heaviest(suspects(c), 10, columns)
+    sus = heaviest(r.suspected(), 10, columns)
     w = in_ranges(data.requests, [r.times])
     # the listed sources' paths and agent: a look at their requests only, not a count for every client
     ips = sorted(set(t.column("client_ip").to_pylist()) | set(sus.column("client_ip").to_pylist()))
@@ -320,26 +419,31 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
     seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
 
     def source(row: dict[str, Any]) -> dict[str, Any]:
+        history = r.has_history  # without one, nobody is known or new
         return {"client_ip": row["client_ip"], "requests": row["requests"],
-                "rate_rps": round(row["requests"] / seconds, 3), "known": row["known"], "network": row["net"],
-                "known_network": row["known_net"], "user_agent": detail[row["client_ip"]]["user_agent"],
+                "rate_rps": round(row["requests"] / seconds, 3), "known": row["known"] if history else None,
+                "network": row["net"], "known_network": row["known_net"] if history else None,
+                "user_agent": detail[row["client_ip"]]["user_agent"],
                 "distinct_paths": detail[row["client_ip"]]["distinct_paths"]}
     # networks from the per-client table (one row per client, already in memory): no new scan
     by_net = c.clients_table.group_by(["net", "known_net"]).aggregate([("requests", "sum"), ("client_ip", "count")])
     nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
-                    "known": row["known_net"]} for row in by_net.to_pylist()),
+                    "known": row["known_net"] if r.has_history else None} for row in by_net.to_pylist()),
                   key=lambda n: (-int(n["requests"]), n["net"]))[:15]
     uas = data.engine.ibis.to_pyarrow(w.group_by("user_agent").aggregate(
         requests=w.count(), clients=w.client_ip.nunique()).order_by(
         [ibis.desc("requests"), "user_agent"]).limit(10)).to_pylist()
+    new_vs_known: dict[str, Any] = {
+        "clients": c.clients, "new_clients": c.new_clients, "requests_from_new": c.new_requests,
+        "requests_from_known": c.known_requests, "new_excess_share": round(c.new_excess_share, 3),
+        "new_network_excess_share": round(c.new_network_excess_share, 3),
+        "known_excess_share": round(c.known_excess_share, 3)}
+    if not r.has_history:  # nobody is known without a baseline: new and known cannot be told apart
+        new_vs_known = dict.fromkeys(new_vs_known) | {"clients": c.clients}
     return {
         "top": [source(row) for row in t.to_pylist()],
         "top_suspects": [source(row) for row in sus.to_pylist()],
-        "new_vs_known": {"clients": c.clients, "new_clients": c.new_clients,
-                         "requests_from_new": c.new_requests, "requests_from_known": c.known_requests,
-                         "new_excess_share": round(c.new_excess_share, 3),
-                         "new_network_excess_share": round(c.new_network_excess_share, 3),
-                         "known_excess_share": round(c.known_excess_share, 3)},
+        "new_vs_known": new_vs_known,
         "networks": nets,
         "user_agents": uas,
         "concentration": {"top10_excess_share": round(c.top10_excess_share, 3),
@@ -368,15 +472,18 @@ def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
 
 
 def _impact(r: IncidentResult) -> dict[str, Any]:
+    """Who the incident hurt: the known clients who got errors (unknown without history: null), the failed share."""
     c = r.composition
-    return {"known_clients_active": c.known_clients_active, "known_clients_with_errors": c.known_clients_with_errors,
+    known = r.has_history
+    return {"known_clients_active": c.known_clients_active if known else None,
+            "known_clients_with_errors": c.known_clients_with_errors if known else None,
             "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4)}
 
 
 def _attackers(r: IncidentResult) -> dict[str, int]:
     """The incident's attacking sources and their requests: the suspects, or for a DoS the few heaviest."""
     c = r.composition
-    attackers_table = suspects(c)
+    attackers_table = r.suspected()
     if r.verdict.kind == "dos":
         few = next((f for f in r.findings if f.kind == "concentrated_sources"), None)
         chosen = set(few.metrics["top_sources"][: max(int(few.metrics["sources_for_80pct"]), 1)]) if few else set()
@@ -409,6 +516,10 @@ def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[da
                                          "legitimate users"}
     out = blocklist.to_dict()
     out["incident"] = {"id": f"I{r.index + 1}", "start": _iso(r.times[0]), "end": _iso(r.times[1])}
+    if not r.has_history:
+        out["note"] = ("no history: the blocklist holds only the sources the traffic itself condemns (an attack "
+                       "tool's fingerprint, a rate no person reaches); its collateral on the site's known clients "
+                       "cannot be measured without a baseline of their traffic")
     out["browsing_before"] = {
         "clients": r.composition.browsing_before,
         "note": f"new clients that loaded a page with its assets in the {BROWSING_MINUTES} minutes before the "

@@ -117,6 +117,69 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     return IncidentVerdict(best.kind, confidence, tuple(hypotheses))
 
 
+#: without history, a verdict rests on the traffic alone: its confidence stays below this
+NO_HISTORY_CONFIDENCE = 0.75
+#: ... and below this on fewer requests than this
+FEW_REQUESTS, FEW_REQUESTS_CONFIDENCE = 1000, 0.6
+NO_HISTORY = "no history to compare with: the site's usual level and audience are unknown"
+
+
+def judge_without_history(findings: Sequence[Finding], requests: int) -> IncidentVerdict:
+    """Score the hypotheses when no baseline is usable (logs of the attack alone, a few minutes of traffic).
+
+    Nothing can be compared: no surge or fall, no new or known clients, no new networks. What the traffic shows by
+    itself still speaks: an attack tool's fingerprint, rates no person reaches, a few sources' share, pages
+    without their assets, server errors. A flash crowd (a surge of the usual audience) cannot be told from
+    ordinary traffic without history, nor a failure from an overload: both stay low, and every confidence stays
+    below :data:`NO_HISTORY_CONFIDENCE` (below :data:`FEW_REQUESTS_CONFIDENCE` on fewer than
+    :data:`FEW_REQUESTS` ``requests``: a handful of lines is an anecdote)."""
+    attack, crowd, inside = Hypothesis("attack"), Hypothesis("flash_crowd"), Hypothesis("internal_failure")
+    quiet = Hypothesis("no_incident", 1.0, ["no attack signature and no server errors would leave the traffic "
+                                            "unremarkable by itself"])
+    crowd.add(-1.0, f"{NO_HISTORY}: a surge of the usual audience cannot be measured")
+    tools = [f for f in findings if f.kind == "tool_fingerprint" and float(f.metrics["share"]) >= 0.1]
+    rate, bots = _get(findings, "inhuman_rate"), _get(findings, "bot_behaviour")
+    cache, few, errors = _get(findings, "cache_busting"), _get(findings, "concentrated_sources"), \
+        _get(findings, "server_errors")
+    signals = 0
+    for tool in tools:
+        attack.add(2.0, _cite(tool))
+        crowd.add(-1.0, _cite(tool))
+        signals += 1
+    if rate is not None and float(rate.metrics["share"]) >= 0.2:
+        attack.add(2.0, _cite(rate))
+        crowd.add(-1.0, _cite(rate))
+        signals += 1
+    if bots is not None:  # a weak signal alone: sites that serve their assets elsewhere log none
+        attack.add(0.5, _cite(bots))
+    if cache is not None:
+        attack.add(1.0, _cite(cache))
+        signals += 1
+    if few is not None and signals:
+        attack.add(0.5, _cite(few))
+    if signals == 0:
+        attack.add(-1.0, "no attack tool's fingerprint, and no client at a rate no person reaches")
+    else:
+        quiet.add(-3.0, "the traffic itself carries an attack's signature")
+    if errors is not None:
+        quiet.add(-2.0, _cite(errors))
+        if signals:
+            inside.add(-1.0, "the server errors came with attack traffic: its load may explain them")
+        else:
+            inside.add(1.5, f"{_cite(errors)}, with no attack traffic to explain them")
+    else:
+        inside.add(-2.0, "no server errors")
+    # which errors the attack explains needs the minutes before and after it, against their usual level
+    hypotheses = _final(attack, crowd, inside, few is not None, None, what="the requests",
+                        unexplained=f"{NO_HISTORY}: errors the attack does not explain cannot be told apart")
+    hypotheses.append(quiet)
+    ranked = sorted(hypotheses, key=lambda h: -h.score)
+    margin = ranked[0].score - ranked[1].score
+    cap = NO_HISTORY_CONFIDENCE if requests >= FEW_REQUESTS else FEW_REQUESTS_CONFIDENCE
+    confidence = round(min(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), cap), 2)
+    return IncidentVerdict(ranked[0].kind, confidence, tuple(hypotheses))
+
+
 def _weigh_audience(audience: Finding | None, surge: bool, attack: Hypothesis, crowd: Hypothesis) -> None:
     """The audience model as evidence: a botnet's excess comes from networks *and* ASes the site's audience
     never used; a flash crowd's from the usual ones. Needs the AS level (an IP database) and a surge."""
@@ -136,28 +199,39 @@ def _weigh_audience(audience: Finding | None, surge: bool, attack: Hypothesis, c
         attack.add(-1.0, f"{text} [{audience.id}]")
 
 
-def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
-           failure: Finding | None) -> list[Hypothesis]:
-    """Split the attack hypothesis into ddos / dos / mixed."""
+def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool, failure: Finding | None, *,
+           unexplained: str = "no server errors beyond what the attack's load explains",
+           what: str = "the excess") -> list[Hypothesis]:
+    """Split the attack hypothesis into ddos / dos / mixed (``what``: the traffic judged, the excess over the
+    baseline or, without one, the requests)."""
     ddos = Hypothesis("ddos", attack.score, list(attack.for_), list(attack.against))
     dos = Hypothesis("dos", attack.score, list(attack.for_), list(attack.against))
     mixed = Hypothesis("mixed", attack.score, list(attack.for_), list(attack.against))
     if few:
-        ddos.add(-1.5, "the excess came from a handful of sources, not a distributed population")
-        dos.add(1.0, "a handful of sources made most of the excess")
+        ddos.add(-1.5, f"{what} came from a handful of sources, not a distributed population")
+        dos.add(1.0, f"a handful of sources made most of {what}")
     else:
-        dos.add(-1.5, "the excess was spread over many sources")
+        dos.add(-1.5, f"{what} was spread over many sources")
     if failure is not None and int(failure.metrics.get("attack_minutes", 0)) > 0 \
             and int(failure.metrics["failure_minutes"]) >= 3:
         mixed.add(1.5 + min(inside.score, 3.0) / 2, _cite(failure))
         ddos.add(-1.0, "errors outside the attack's minutes: the attack alone does not explain them")
         dos.add(-1.0, "errors outside the attack's minutes")
     else:
-        mixed.add(-2.0, "no server errors beyond what the attack's load explains")
+        mixed.add(-2.0, unexplained)
     return [ddos, dos, crowd, inside, mixed]
 
 
-def summary_for(kind: str, confidence: float) -> str:
+def summary_for(kind: str, confidence: float, has_history: bool = True) -> str:
+    if not has_history:
+        text = {
+            "ddos": "a distributed denial-of-service attack, by what the traffic itself shows",
+            "dos": "a denial-of-service attack from a handful of sources, by what the traffic itself shows",
+            "internal_failure": "server errors with no attack traffic to explain them",
+            "no_incident": "no attack signature and no server errors in the traffic itself",
+        }.get(kind, kind)
+        return (f"The logs show {text} (confidence {confidence:.0%}); with no history to compare with, a surge, "
+                "a fall or a change of audience cannot be measured.")
     text = {
         "ddos": "a distributed denial-of-service attack",
         "dos": "a denial-of-service attack from a handful of sources",
