@@ -539,7 +539,10 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
     options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit,
                            memory_limit=_memory_limit(memory_limit), threads=threads)
     try:
-        summary = Watcher(list(logs), options, sinks, metrics.update if metrics else None).run()
+        watcher = Watcher(list(logs), options, sinks, metrics.update if metrics else None)
+        for spec in [] if quiet else watcher.waiting:
+            click.echo(f"{spec}: no such file yet; waiting for it to appear (like tail -F)", err=True)
+        summary = watcher.run()
     finally:
         for sink in sinks:
             sink.close()
