@@ -528,7 +528,9 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
                   quiet: bool, memory_limit: str | None, threads: int | None) -> None:
     """Follow LOGS (files or globs, like `tail -F`, or - for stdin) and raise alerts as NDJSON lines
     ({"type": "alert"|"update"|"resolved", "kind", "log_time", "detected_at", "window", "summary",
-    "top_sources", "blocklist"}) when the traffic or the server errors break from the rolling baseline."""
+    "top_sources", "blocklist", "blocklist_size"}; an update carries the blocklist's changes,
+    "blocklist_added" and "blocklist_removed") when the traffic or the server errors break from the
+    rolling baseline. A log that does not exist yet is waited for; with --replay it is an error."""
     from floodwitness.watch import Watcher, WatchOptions  # noqa: PLC0415
     from floodwitness.watch.alerts import Metrics, NdjsonSink, WebhookSender  # noqa: PLC0415
 
