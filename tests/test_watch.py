@@ -319,7 +319,7 @@ def test_a_missing_log_fails_a_replay_as_in_analyze_and_is_waited_for_live(tmp_p
         assert "watched" not in replayed.output
     followed = CliRunner().invoke(main, ["watch", str(missing), "--idle-exit", "0.2"])
     assert followed.exit_code == 0, followed.output
-    assert f"{missing}: no such file yet; waiting for it to appear (like tail -F)" in followed.output
+    assert f"{missing}: matches no file yet; waiting for it to appear (like tail -F)" in followed.output
     watcher = Watcher([str(missing)], WatchOptions(idle_exit=1.5, poll_interval=0.05), [Collect()])
     assert watcher.waiting == [str(missing)]
     done: list[int] = []

@@ -543,7 +543,7 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
     try:
         watcher = Watcher(list(logs), options, sinks, metrics.update if metrics else None)
         for spec in [] if quiet else watcher.waiting:
-            click.echo(f"{spec}: no such file yet; waiting for it to appear (like tail -F)", err=True)
+            click.echo(f"{spec}: matches no file yet; waiting for it to appear (like tail -F)", err=True)
         summary = watcher.run()
     finally:
         for sink in sinks:
