@@ -30,6 +30,8 @@ from floodwitness.watch.sketch import Registers, SeenSet
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ATTACKS = ("ddos", "dos", "mixed")
+#: every kind the simulator writes (`floodwitness simulate --help`)
+SIMULATED = ("mirai", "cachebust", "pulse", "dos", "flash_crowd", "internal_failure", "mixed", "quiet")
 
 
 class Collect:
@@ -44,9 +46,9 @@ def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _replay(log: Path) -> list[dict[str, Any]]:
+def _replay(log: Path, policy: LivePolicy | None = None) -> list[dict[str, Any]]:
     sink = Collect()
-    summary = Watcher([str(log)], WatchOptions(replay=True), [sink]).run()
+    summary = Watcher([str(log)], WatchOptions(replay=True, policy=policy or LivePolicy()), [sink]).run()
     assert summary.lines == summary.parsed > 0
     return sink.events
 
@@ -55,17 +57,24 @@ def _replay(log: Path) -> list[dict[str, Any]]:
 def sims(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("watch-sims")
     out = {}
-    for kind in ("mirai", "dos", "flash_crowd", "internal_failure"):
+    for kind in SIMULATED:  # one seed each, small and short: 1 hour (10 minutes of warm-up) at 0.3 scale
         simulate(kind, root / kind, seed=3, scale=0.3, hours=1.0)
         out[kind] = root / kind
     return out
 
 
+@pytest.fixture(scope="module")
+def replays(sims: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
+    """Every simulated kind's events, replayed once with the default policy."""
+    return {kind: _replay(sims[kind] / "access.log") for kind in SIMULATED}
+
+
 @pytest.mark.parametrize("kind", ["mirai", "dos"])
-def test_replayed_flood_alerts_within_ten_seconds(sims: dict[str, Path], kind: str) -> None:
+def test_replayed_flood_alerts_within_ten_seconds(sims: dict[str, Path], replays: dict[str, list[dict[str, Any]]],
+                                                  kind: str) -> None:
     truth = json.loads((sims[kind] / "truth.json").read_text())
     log = sims[kind] / "access.log"
-    events = _replay(log)
+    events = replays[kind]
     alerts = [e for e in events if e["type"] == "alert"]
     assert alerts, "no alert on a flood"
     first = first_request_of(log, set(truth["attackers"]))
@@ -74,12 +83,14 @@ def test_replayed_flood_alerts_within_ten_seconds(sims: dict[str, Path], kind: s
     # the verdict so far settles on the truth, and the live blocklist only names attackers
     final = [e for e in events if e["incident"] == alerts[0]["incident"]][-1]
     assert final["kind"] == truth["expected_verdict"]
-    blocked = {entry["cidr"].split("/")[0] for entry in final["blocklist"]}
+    blocklist = _blocklists(events)[final["incident"]]
+    assert len(blocklist) == final["blocklist_size"]
+    blocked = {entry["cidr"].split("/")[0] for entry in blocklist}
     # sketches and a bit set stand in for the client table: a stray scraper from a new network may slip in
     assert blocked and len(blocked & set(truth["attackers"])) >= 0.95 * len(blocked)
     if kind == "dos":
         assert blocked == set(truth["attackers"])
-    for entry in final["blocklist"]:
+    for entry in blocklist:
         assert entry["cidr"].endswith(("/32", "/128"))
 
 
@@ -108,12 +119,106 @@ def test_jumps_in_the_logs_time_restart_the_clock(sims: dict[str, Path], tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["flash_crowd", "internal_failure"])
-def test_no_attack_alert_on_legitimate_incidents(sims: dict[str, Path], kind: str) -> None:
-    events = _replay(sims[kind] / "access.log")
+def test_no_attack_alert_on_legitimate_incidents(replays: dict[str, list[dict[str, Any]]], kind: str) -> None:
+    events = replays[kind]
     assert [e["kind"] for e in events if e["kind"] in ATTACKS] == []
     assert all(e["kind"] == kind for e in events)
     for e in events:
-        assert e["blocklist"] == []
+        assert e["blocklist_size"] == 0
+        assert e.get("blocklist", []) == e.get("blocklist_added", []) == e.get("blocklist_removed", []) == []
+
+
+def _blocklists(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each incident's blocklist after ``events``, as a consumer rebuilds it: a whole list replaces it, an
+    update's changes are applied to it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if "blocklist" in e:
+            out[e["incident"]] = list(e["blocklist"])
+        else:
+            gone = set(e["blocklist_removed"])
+            out[e["incident"]] = [x for x in out[e["incident"]] if x["cidr"] not in gone] + e["blocklist_added"]
+    return out
+
+
+@pytest.mark.slow
+def test_new_clients_are_distinct_and_among_the_distinct_clients(sims: dict[str, Path],
+                                                                  replays: dict[str, list[dict[str, Any]]]) -> None:
+    """window.new_clients counts distinct clients the audience did not know, over the same buckets as
+    window.distinct_clients, so never more (it used to count client-seconds: 72,544 "new" of 1,340 clients)."""
+    for kind, events in replays.items():
+        assert events or kind == "quiet", f"no event on {kind}"
+        for e in events:
+            w = e["window"]
+            assert 0 <= w["new_clients"] <= w["distinct_clients"], (kind, e["type"], e["log_time"], w)
+    # what each counts, against the log itself: the addresses with a request in the window, and those of
+    # them with none before it (the live audience also leaves out the minute before and flagged buckets)
+    for kind in ("mirai", "flash_crowd"):
+        w = replays[kind][-1]["window"]
+        during, new = _clients_in(sims[kind] / "access.log", _t(w["start"]), _t(w["end"]))
+        assert abs(w["distinct_clients"] - during) <= 0.05 * during, (kind, w, during)
+        assert abs(w["new_clients"] - new) <= 0.05 * new, (kind, w, new)
+
+
+def _clients_in(log: Path, start: datetime, end: datetime) -> tuple[int, int]:
+    """Distinct addresses of a simulated log with a request in [start, end), and how many of them had none
+    before ``start``."""
+    stamps: dict[str, datetime] = {}
+    before: set[str] = set()
+    during: set[str] = set()
+    with log.open(encoding="utf-8") as fh:
+        for line in fh:
+            stamp = line.split("[", 1)[1].split("]", 1)[0]
+            when = stamps.get(stamp) or stamps.setdefault(stamp, datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S %z"))
+            if when < start:
+                before.add(line.split(" ", 1)[0])
+            elif when < end:
+                during.add(line.split(" ", 1)[0])
+    return len(during), len(during - before)
+
+
+def _fields(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if not k.startswith("blocklist")}
+
+
+@pytest.mark.slow
+def test_updates_carry_the_blocklist_changes_that_rebuild_the_whole_list(
+        sims: dict[str, Path], replays: dict[str, list[dict[str, Any]]]) -> None:
+    """An update carries the entries added and the CIDRs removed since the incident's previous event; applied
+    in order over the first alert's whole list, they give the whole list of every event (the one
+    ``full_blocklists`` sends), and the lines shrink. The first alert and the resolution carry it whole."""
+    changed = 0
+    listed_kinds = [kind for kind, events in replays.items() if any(e["blocklist_size"] for e in events)]
+    assert {"mirai", "cachebust", "dos", "mixed"} <= set(listed_kinds)
+    for kind in listed_kinds:
+        events = replays[kind]
+        whole_events = _replay(sims[kind] / "access.log", LivePolicy(full_blocklists=True))
+        assert [_fields(e) for e in events] == [_fields(e) for e in whole_events]
+        listed: dict[str, list[str]] = {}  # incident -> CIDRs as rebuilt from the events
+        previous: dict[str, str] = {}  # incident -> its previous event's log_time
+        for e, whole in zip(events, whole_events, strict=True):
+            expected = [entry["cidr"] for entry in whole["blocklist"]]
+            assert e["blocklist_size"] == whole["blocklist_size"] == len(expected)
+            if e["type"] == "update":
+                assert "blocklist" not in e
+                assert e["blocklist_since"] == previous[e["incident"]]
+                before = listed[e["incident"]]
+                added = [entry["cidr"] for entry in e["blocklist_added"]]
+                assert set(e["blocklist_removed"]) <= set(before) and not set(added) & set(before)
+                assert e["blocklist_added"] == [entry for entry in whole["blocklist"] if entry["cidr"] in added]
+                now = [cidr for cidr in before if cidr not in e["blocklist_removed"]] + added
+                changed += bool(added or e["blocklist_removed"])
+            else:
+                assert e["blocklist"] == whole["blocklist"]
+                now = expected
+            assert sorted(now) == sorted(expected), (kind, e["type"], e["log_time"])
+            listed[e["incident"]], previous[e["incident"]] = now, e["log_time"]
+        updates = [(len(json.dumps(e)), len(json.dumps(w))) for e, w in zip(events, whole_events, strict=True)
+                   if e["type"] == "update" and w["blocklist"]]
+        shrink = sum(u for u, _ in updates) / sum(w for _, w in updates)
+        # a list of a few entries is a small part of a line; a list of hundreds is most of it
+        assert shrink < (0.25 if max(e["blocklist_size"] for e in events) >= 50 else 1.0), (kind, shrink)
+    assert changed, "no update changed a blocklist: the deltas were never exercised"
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:
@@ -198,6 +303,37 @@ def test_stdin_replay_via_cli(sims: dict[str, Path]) -> None:
     assert events[0]["type"] == "alert"
     assert set(events[0]) >= {"type", "kind", "log_time", "detected_at", "window", "summary", "top_sources",
                               "blocklist"}
+
+
+def test_a_missing_log_fails_a_replay_as_in_analyze_and_is_waited_for_live(tmp_path: Path) -> None:
+    """Replayed, a log that is not there is an error worded as analyze words it (the same code says it);
+    followed, it is waited for, like `tail -F`, and read from its first line once it appears."""
+    missing = tmp_path / "access.log"
+    for spec, message in ((str(missing), "no such file\nCheck the path and spelling."),
+                          (str(tmp_path / "*.log"), "no file matches this pattern\nCheck the pattern; quote it")):
+        replayed = CliRunner().invoke(main, ["watch", spec, "--replay", "--alerts", str(tmp_path / "a.ndjson")])
+        analyzed = CliRunner().invoke(main, ["analyze", spec])
+        assert replayed.exit_code == analyzed.exit_code == 1
+        assert f"Error: {spec}: {message}" in replayed.output
+        assert f"Error: {spec}: {message}" in analyzed.output
+        assert "watched" not in replayed.output
+    followed = CliRunner().invoke(main, ["watch", str(missing), "--idle-exit", "0.2"])
+    assert followed.exit_code == 0, followed.output
+    assert f"{missing}: matches no file yet; waiting for it to appear (like tail -F)" in followed.output
+    watcher = Watcher([str(missing)], WatchOptions(idle_exit=1.5, poll_interval=0.05), [Collect()])
+    assert watcher.waiting == [str(missing)]
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(watcher.run().lines))
+    thread.start()
+    time.sleep(0.2)
+    missing.write_text(_combined(3))
+    thread.join(30)
+    assert done == [3]
+
+
+def _combined(n: int) -> str:
+    return "".join(f'203.0.113.{i} - - [07/Dec/2026:20:00:0{i} +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+                   for i in range(n))
 
 
 def test_cli_errors_are_messages() -> None:

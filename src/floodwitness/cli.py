@@ -528,7 +528,9 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
                   quiet: bool, memory_limit: str | None, threads: int | None) -> None:
     """Follow LOGS (files or globs, like `tail -F`, or - for stdin) and raise alerts as NDJSON lines
     ({"type": "alert"|"update"|"resolved", "kind", "log_time", "detected_at", "window", "summary",
-    "top_sources", "blocklist"}) when the traffic or the server errors break from the rolling baseline."""
+    "top_sources", "blocklist", "blocklist_size"}; an update carries the blocklist's changes,
+    "blocklist_added" and "blocklist_removed") when the traffic or the server errors break from the
+    rolling baseline. A log that does not exist yet is waited for; with --replay it is an error."""
     from floodwitness.watch import Watcher, WatchOptions  # noqa: PLC0415
     from floodwitness.watch.alerts import Metrics, NdjsonSink, WebhookSender  # noqa: PLC0415
 
@@ -539,7 +541,10 @@ def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, m
     options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit,
                            memory_limit=_memory_limit(memory_limit), threads=threads)
     try:
-        summary = Watcher(list(logs), options, sinks, metrics.update if metrics else None).run()
+        watcher = Watcher(list(logs), options, sinks, metrics.update if metrics else None)
+        for spec in [] if quiet else watcher.waiting:
+            click.echo(f"{spec}: matches no file yet; waiting for it to appear (like tail -F)", err=True)
+        summary = watcher.run()
     finally:
         for sink in sinks:
             sink.close()

@@ -69,6 +69,9 @@ class LivePolicy:
     #: suspects (new clients from new networks, no assets) flag on their own only when this many are active
     #: in the 10 seconds (client-seconds): a lone crawler from a new network is no attack
     min_suspect_clients: int = 10
+    #: every update carries the whole blocklist, as the first alert and the resolution do; by default an
+    #: update carries only its changes since the incident's previous event (blocklist_added/_removed)
+    full_blocklists: bool = False
 
     @property
     def history_buckets(self) -> int:
@@ -95,7 +98,7 @@ class BucketStats:
     new_referers: float = 0.0
     new_queries: float = 0.0
     new_distinct_queries: float = 0.0
-    new_clients: float = 0.0
+    new_clients: float = 0.0  # client-seconds of new clients (not distinct ones: see Incident.new_clients)
     early_suspect: float = 0.0  # requests of new clients from new networks that loaded no asset
 
 
@@ -114,12 +117,15 @@ class Incident:
     attack_buckets: int = 0
     failure_buckets: int = 0
     stats: BucketStats = field(default_factory=BucketStats)
-    clients: Registers = field(default_factory=Registers)
+    clients: Registers = field(default_factory=Registers)  # every client of the incident's buckets
+    new_clients: Registers = field(default_factory=Registers)  # those of them the audience did not know
     heavy: HeavyHitters = field(default_factory=HeavyHitters)
     kind: str = ""
     last_update: int = 0
     known_names: set[str] = field(default_factory=set)  # heavy hitters that were known clients (capped)
     suspect_names: set[str] = field(default_factory=set)  # heavy hitters that looked like attackers (capped)
+    blocklist_sent: list[str] = field(default_factory=list)  # CIDRs of the blocklist as the last event left it
+    last_event: str = ""  # log_time of the incident's last event
 
 
 class LiveDetector:
@@ -370,8 +376,10 @@ class LiveDetector:
         for bucket, stats, parts, regs in self.recent_buckets:
             if bucket + BUCKET > start:
                 _fold(inc.stats, stats)
-                _feed(inc, self._bucket_stats(parts)[1], 0)
+                _, heavy, _, _, new_regs, _ = self._bucket_stats(parts)
+                _feed(inc, heavy, 0)
                 inc.clients.merge(regs)
+                inc.new_clients.merge(new_regs)
         self.delayed = deque(d for d in self.delayed if d[0] + BUCKET <= start)
         self.incident = inc
         return inc
@@ -381,7 +389,7 @@ class LiveDetector:
     def _close_bucket(self, bucket: int) -> list[dict[str, Any]]:
         p = self.policy
         parts = self.rows.pop(bucket, [])
-        stats, heavy, dropped, regs, hashes = self._bucket_stats(parts, heavy=self.incident is not None)
+        stats, heavy, dropped, regs, new_regs, hashes = self._bucket_stats(parts, heavy=self.incident is not None)
         times = self.times.pop(bucket, None)
         p95 = float(times.get_quantile(0.95)) if times is not None and not times.is_empty() else math.nan
         self.minute_clients.append(regs)
@@ -394,6 +402,7 @@ class LiveDetector:
             _fold(inc.stats, stats)
             _feed(inc, heavy, dropped)
             inc.clients.merge(regs)
+            inc.new_clients.merge(new_regs)
             attack, failure = attack_and_failure(
                 np.array([stats.requests]), np.array([stats.errors]), np.array([stats.suspect]),
                 np.array([stats.suspect_errors]),
@@ -463,13 +472,13 @@ class LiveDetector:
         self.usual_p95 = self._median(ordered["p95"])
 
     def _bucket_stats(self, parts: list[dict[str, Any]], *, heavy: bool = True) -> tuple[
-            BucketStats, list[tuple[str, int, bool, bool]], int, Registers, tuple[np.ndarray, np.ndarray]]:
-        """A bucket's sums against the known audience, its distinct clients, its client hashes, and (with
-        ``heavy``) its heaviest sources: (name, requests, known, suspect)."""
-        regs = Registers()
+            BucketStats, list[tuple[str, int, bool, bool]], int, Registers, Registers, tuple[np.ndarray, np.ndarray]]:
+        """A bucket's sums against the known audience, its distinct clients and distinct new clients, its
+        client hashes, and (with ``heavy``) its heaviest sources: (name, requests, known, suspect)."""
+        regs, new_regs = Registers(), Registers()
         if not parts:
             empty = np.zeros(0, np.uint64)
-            return BucketStats(), [], 0, regs, (empty, empty)
+            return BucketStats(), [], 0, regs, new_regs, (empty, empty)
         col = {name: np.concatenate([p[name] for p in parts]) for name in ROW_FIELDS}
         n = col["n"].astype(float)
         known = self.known.contains(col["client_hash"])
@@ -487,8 +496,9 @@ class LiveDetector:
             new_distinct_queries=float(col["distinct_queries"][new].sum()), new_clients=float(new.sum()),
             early_suspect=float(n[new & ~known_net & (col["assets"] == 0)].sum()))
         regs.add(col["client_hash"])
+        new_regs.add(col["client_hash"][new])
         if not heavy:
-            return s, [], 0, regs, (col["client_hash"], col["net_hash"])
+            return s, [], 0, regs, new_regs, (col["client_hash"], col["net_hash"])
         # the bucket's heaviest sources (one client may have rows from several chunks: summed by hash)
         uniq, inverse = np.unique(col["client_hash"], return_inverse=True)
         per = np.bincount(inverse, weights=n)
@@ -506,30 +516,33 @@ class LiveDetector:
         top_sources = [(str(name), int(count), bool(k), bool(x))
                        for name, count, k, x in zip(names, per[top].tolist(), known[rows].tolist(),
                                                     suspect.tolist(), strict=True)]
-        return s, top_sources, dropped, regs, (col["client_hash"], col["net_hash"])
+        return s, top_sources, dropped, regs, new_regs, (col["client_hash"], col["net_hash"])
 
     # -- verdict so far ---------------------------------------------------------------------------------
 
-    def _with_open(self, inc: Incident) -> tuple[BucketStats, Registers, list[tuple[str, int]]]:
-        """The incident's sums with the rows of its buckets not yet closed (an alert must not wait for them)."""
+    def _with_open(self, inc: Incident) -> tuple[BucketStats, Registers, Registers, list[tuple[str, int]]]:
+        """The incident's sums, distinct clients and distinct new clients with the rows of its buckets not
+        yet closed (an alert must not wait for them)."""
         stats = BucketStats(**asdict(inc.stats))
         regs = Registers(inc.clients.values.copy())
+        new_regs = Registers(inc.new_clients.values.copy())
         extra: dict[str, int] = {}
         for bucket in sorted(self.rows):
             if bucket + BUCKET > inc.start and bucket <= self.closed:  # never rows ahead of the clock
-                more, heavy, _, more_regs, _ = self._bucket_stats(self.rows[bucket])
+                more, heavy, _, more_regs, more_new, _ = self._bucket_stats(self.rows[bucket])
                 _fold(stats, more)
                 regs.merge(more_regs)
+                new_regs.merge(more_new)
                 for name, count, _known, _suspect in heavy:
                     extra[name] = extra.get(name, 0) + count
         top = dict(inc.heavy.top(1000))
         for name, count in extra.items():
             top[name] = top.get(name, 0) + count
-        return stats, regs, sorted(top.items(), key=lambda kv: -kv[1])
+        return stats, regs, new_regs, sorted(top.items(), key=lambda kv: -kv[1])
 
     def composition(self, inc: Incident) -> Composition:
         """The incident's composition, as ``analyze`` defines it, from the live sums and sketches."""
-        s, regs, heavy_items = self._with_open(inc)
+        s, regs, new_regs, heavy_items = self._with_open(inc)
         h = {k: float(v.sum()) for k, v in self._history().items()}
         base_req = max(h["requests"], 1.0)
         churn = h["new"] / base_req
@@ -549,9 +562,13 @@ class LiveDetector:
                            referer_share=h["referers"] / base_req, query_share=0.0,
                            unique_query_share=0.0, error_share=self.share, top_path=None, top_path_share=0.0)
         when = (datetime.fromtimestamp(inc.start, UTC), datetime.fromtimestamp(inc.last_flag + 1, UTC))
+        # both estimates from the same buckets; the new clients are a subset, so never counted above the rest
+        # (the two estimates could cross only where HyperLogLog switches to linear counting)
+        clients = int(regs.estimate())
+        new_clients = min(int(new_regs.estimate()), clients)
         return Composition(
             start=when[0], end=when[1], requests=int(requests), expected=inc.expected, excess=excess,
-            clients=int(regs.estimate()), new_clients=int(s.new_clients), new_requests=int(s.new),
+            clients=clients, new_clients=new_clients, new_requests=int(s.new),
             new_network_requests=int(s.new_network), known_requests=int(known_requests), churn_share=churn,
             network_churn_share=net_churn,
             new_excess_share=excess_share(s.new - churn * inc.expected, excess),
@@ -634,9 +651,28 @@ class LiveDetector:
                        f"{c.expected:,.0f} expected; {c.clients:,} clients.",
             "signals": [{"id": f.id, "kind": f.kind, "claim": f.claim} for f in findings],
             "top_sources": [{"client_ip": name, "requests": n, "known": name in known} for name, n in top],
-            "blocklist": self._blocklist(inc, top, known) if inc.kind in ATTACK_KINDS else [],
         }
+        blocklist = self._blocklist(inc, top, known) if inc.kind in ATTACK_KINDS else []
+        event.update(self._blocklist_fields(kind, inc, blocklist))
+        inc.last_event = event["log_time"]
         return event
+
+    def _blocklist_fields(self, kind: str, inc: Incident, entries: list[dict[str, object]]) -> dict[str, Any]:
+        """The blocklist as an event carries it: whole on an incident's first alert and on its resolution,
+        and on an update only what changed since the incident's previous event (entries are known by their
+        CIDR: an entry added carries its figures then; the resolution's whole list has the final ones)."""
+        cidrs = [str(e["cidr"]) for e in entries]
+        out: dict[str, Any]
+        if kind == "update" and not self.policy.full_blocklists:
+            before, now = set(inc.blocklist_sent), set(cidrs)
+            out = {"blocklist_since": inc.last_event,
+                   "blocklist_added": [e for e, cidr in zip(entries, cidrs, strict=True) if cidr not in before],
+                   "blocklist_removed": [cidr for cidr in inc.blocklist_sent if cidr not in now]}
+        else:
+            out = {"blocklist": entries}
+        out["blocklist_size"] = len(entries)
+        inc.blocklist_sent = cidrs
+        return out
 
     def _blocklist(self, inc: Incident, top: list[tuple[str, int]], known: set[str]) -> list[dict[str, object]]:
         """Single addresses only: live, the audience is a bit set, so the collateral of a wider prefix

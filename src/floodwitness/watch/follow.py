@@ -258,6 +258,12 @@ class Follower:
                 yield Chunk(t, whole, start)
 
 
+def missing_specs(specs: list[str]) -> list[str]:
+    """The names and globs among ``specs`` that match no file now (followed, they are waited for)."""
+    return [spec for spec in specs
+            if not any(_identity(name) is not None for name in (glob.glob(spec) if glob.has_magic(spec) else [spec]))]
+
+
 def check_specs(specs: list[str]) -> None:
     """Refuse a named file that is a directory (a glob or a not-yet-existing name is fine: it is waited for)."""
     for spec in specs:

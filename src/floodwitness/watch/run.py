@@ -13,10 +13,11 @@ from floodwitness.errors import UsageError
 from floodwitness.formats import get_format
 from floodwitness.formats.detect import SAMPLE_LINES, detect
 from floodwitness.formats.json_format import NginxJsonFormat
+from floodwitness.inputs.discover import discover
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES, FileAccount
 from floodwitness.watch import state as checkpoint
 from floodwitness.watch.detector import LiveDetector, LivePolicy
-from floodwitness.watch.follow import Chunk, Follower, Tracked, check_specs
+from floodwitness.watch.follow import Chunk, Follower, Tracked, check_specs, missing_specs
 from floodwitness.watch.parse import ChunkParser, ChunkStats
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class Watcher:
             raise UsageError("--state needs files: stdin has no offsets to resume from",
                              hint="Watch the log files themselves, or drop --state.")
         check_specs(specs)
+        if options.replay and not self.stdin:
+            discover(specs)  # a replay reads what is there: a name or glob that finds nothing fails as in analyze
+        #: live, names and globs that match nothing yet: waited for, as ``tail -F`` does
+        self.waiting = [] if options.replay or self.stdin else missing_specs(specs)
         self.specs = specs
         self.options = options
         self.sinks = sinks
