@@ -169,6 +169,9 @@ def test_every_rendering_says_the_temporary_store_is_gone() -> None:
     kept["parameters"] |= {"store": "/data/store", "store_is_temporary": False}
     assert "the evidence queries run over the store /data/store" in " ".join(line.strip() for line in _terminal(kept))
     assert "deleted" not in render_markdown(kept)
+    quiet = copy.deepcopy(_report("internal_failure"))
+    quiet["findings"] = []  # no finding, no query to rerun
+    assert "store" not in " ".join(_terminal(quiet)) and "store" not in render_markdown(quiet)
 
 
 def test_the_html_says_the_temporary_store_is_gone_and_keeps_the_caveat_for_attacks() -> None:

@@ -53,9 +53,10 @@ def span_warning(report: dict[str, Any]) -> str | None:
 
 def store_note(report: dict[str, Any]) -> str | None:
     """Where the evidence queries can be rerun: on the store analysed, unless it was a temporary one (``analyze
-    LOGS`` without ``--store``), deleted when the analysis ended; None for a report without parameters."""
+    LOGS`` without ``--store``), deleted when the analysis ended; None for a report without findings (so without
+    queries) or parameters."""
     params = report.get("parameters") or {}
-    if "store_is_temporary" not in params:
+    if "store_is_temporary" not in params or not report.get("findings"):
         return None
     if params["store_is_temporary"]:
         return ("the evidence queries run over a store of the parsed logs; this analysis's temporary store was "

@@ -329,7 +329,7 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
                 "rate_rps": round(row["requests"] / seconds, 3), "known": row["known"], "network": row["net"],
                 "known_network": row["known_net"], "user_agent": detail[row["client_ip"]]["user_agent"],
                 "distinct_paths": detail[row["client_ip"]]["distinct_paths"],
-                "active_minutes": minutes, "active_rps": round(row["requests"] / (60.0 * minutes), 3),
+                "active_minutes": minutes, "active_rps": round(row["requests"] / min(60.0 * minutes, seconds), 3),
                 "busiest_minute_requests": busiest}
     all_suspects = suspects(c)
     # networks from the per-client table (one row per client, already in memory): no new scan
@@ -360,7 +360,8 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
 
 def _active_minutes(data: Dataset, listed: ir.Table) -> dict[str, tuple[int, int]]:
     """Per listed client: the minutes it sent requests in and its busiest minute's requests (a pulse wave's bots
-    are idle between bursts: their rate over the whole incident says little about the rate they hit at)."""
+    are idle between bursts: their rate over the whole incident says little about the rate they hit at). Its
+    rate while active is over those minutes, at most the incident's length (whose edges cut minutes short)."""
     per_minute = listed.group_by([listed.client_ip, listed.ts.truncate("m").name("minute")]).aggregate(
         n=listed.count())
     rows = data.engine.ibis.to_pyarrow(per_minute.group_by("client_ip").aggregate(
