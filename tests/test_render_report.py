@@ -9,11 +9,14 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from rich.console import Console
 
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import md_text, render_markdown
+from floodwitness.render.safe import terminal_safe
 from floodwitness.render.terminal import print_report
 
 CAVEAT = ("The sources' countries and networks describe where the compromised devices and proxies are, never where "
@@ -214,3 +217,29 @@ def test_markdown_escapes_block_markers_only_at_a_line_start(text: str, start: s
     assert md_text(text) == start
     assert md_text(text, line_start=False) == inline
     assert MarkdownIt("commonmark").render(md_text(text)).startswith("<p>")
+
+
+_MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60))
+def test_markdown_text_shows_any_field_as_written_in_a_sentence(text: str) -> None:
+    """With fewer escapes, a field in a sentence still makes no emphasis, code, link, image or HTML: Markdown
+    shows exactly its text."""
+    shown = terminal_safe(text, 400)
+    tokens = _MD.parseInline("x " + md_text(text, line_start=False) + " y")[0].children or []
+    assert [t.type for t in tokens if t.type not in ("text", "softbreak")] == []
+    assert "".join(t.content for t in tokens) == "x " + shown + " y"
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60))
+def test_markdown_text_shows_any_field_as_written_in_a_table_cell(text: str) -> None:
+    shown = terminal_safe(text, 400).strip()  # a cell is trimmed
+    tokens = _MD.parse(f"| a | b |\n|---|---|\n| {md_text(text, table=True)} | 1 |\n")
+    cells = [t for t in tokens if t.type == "inline"][2:]
+    children = cells[0].children or []
+    assert [t.type for t in children if t.type != "text"] == []
+    assert "".join(t.content for t in children).strip() == shown
+    assert cells[1].content == "1"
