@@ -257,11 +257,36 @@ def test_terminal_report_reads_in_80_columns(reports: dict[str, Any], kind: str)
     assert {"Verdict:", "Why", "Timeline", "Blocklist", "Evidence"} <= set(headings)
     start = lines.index("Why") + 1
     why = lines[start: lines.index("", start)]
-    assert why and all(re.match(r"  [+-] \S|  alternatives: |    \S", line) for line in why), why
+    assert why and all(re.match(r"  [+-] \S|  score: |    \S", line) for line in why), why
     text = "\n".join(lines)
     if report["verdict"]["kind"] in ("ddos", "dos", "mixed"):
         assert text.index("heaviest suspected attackers") < text.index("busiest sources")
         assert all(not s["known"] for s in report["sources"]["top_suspects"])
+
+
+def test_pulse_wave_sources_carry_their_rate_while_active(reports: dict[str, Any]) -> None:
+    """A pulse wave's bots idle between bursts: over the whole incident their rate rounds to 0.0/s. Each listed
+    source also carries the minutes it was active, its rate over them and its busiest minute, and the report
+    counts every suspect (the lists show ten)."""
+    _, report, folder = reports["pulse"]
+    sources = report["sources"]
+    incident = report["incidents"][0]
+    con = duckdb.connect()
+    seconds = (_t(incident["end"]) - _t(incident["start"])).total_seconds()
+    for s in sources["top_suspects"][:3] + sources["top"][:3]:
+        minutes, busiest = con.execute(
+            "SELECT count(*), max(n) FROM (SELECT date_trunc('minute', ts) AS m, count(*) AS n FROM read_parquet(?) "
+            "WHERE reject_reason IS NULL AND client_ip = ? AND ts >= ?::TIMESTAMPTZ AND ts < ?::TIMESTAMPTZ "
+            "GROUP BY 1)", [str(folder / "store" / "requests" / "*.parquet"), s["client_ip"], incident["start"],
+                            incident["end"]]).fetchone() or (0, 0)
+        assert (s["active_minutes"], s["busiest_minute_requests"]) == (minutes, busiest), s
+        assert s["active_rps"] == round(s["requests"] / min(60 * minutes, seconds), 3)
+        assert s["active_rps"] >= s["rate_rps"]
+    suspect = sources["top_suspects"][0]
+    assert suspect["active_rps"] >= 1.5 * suspect["rate_rps"]  # idle between bursts
+    total = sources["suspects"]
+    assert total["clients"] >= len(sources["top_suspects"])
+    assert total["requests"] >= sum(s["requests"] for s in sources["top_suspects"])
 
 
 def test_hostile_fields_never_reach_the_terminal_raw(tmp_path: Path) -> None:

@@ -191,6 +191,16 @@ def test_an_attack_lists_its_suspects_before_the_busiest_clients(hostile: dict[s
     assert markdown.index(md_code(first["client_ip"], table=True), heading) < markdown.index("**Busiest clients**")
     heading = page.index("Heaviest suspected attackers")
     assert page.index(first["client_ip"], heading) < page.index("Top clients", heading)
+    # an attack: the caveat that its networks are the compromised devices', not the attacker's
+    assert "compromised devices" in markdown and "compromised devices" in page
+
+
+def test_both_reports_say_the_temporary_store_of_the_queries_is_gone(hostile: dict[str, Any]) -> None:
+    """`analyze LOGS` without --store deletes the store its evidence queries read."""
+    assert hostile["report"]["parameters"]["store_is_temporary"] is True
+    note = "this analysis's temporary store was deleted: rerun with --store DIR to keep it"
+    assert note in hostile["md"].read_text(encoding="utf-8")
+    assert note.replace("'", "&#39;") in hostile["html"].read_text(encoding="utf-8")
 
 
 @settings(max_examples=200)
@@ -259,8 +269,10 @@ def test_no_incident_report_renders(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     html = (tmp_path / "q.html").read_text(encoding="utf-8")
     assert "No incident window" in html and "Empty: no incident: nothing to block" in html
-    assert "## Blocklist\n\nEmpty: no incident\\: nothing to block" in (tmp_path / "q.md").read_text(encoding="utf-8")
+    markdown = (tmp_path / "q.md").read_text(encoding="utf-8")
+    assert "## Blocklist\n\nEmpty: no incident: nothing to block" in markdown
     assert "suspected attackers" not in html
+    assert "compromised devices" not in html and "compromised devices" not in markdown  # no attack, no attacker
 
 
 # -- in a real browser -----------------------------------------------------------------------------------------

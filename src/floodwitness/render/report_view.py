@@ -67,6 +67,60 @@ def incident_line(inc: dict[str, Any]) -> str:
             f"excess, {inc['clients']:,} clients ({inc['new_clients']:,} new)")
 
 
+def store_note(report: dict[str, Any]) -> str | None:
+    """Where the evidence queries can be rerun: on the store analysed, unless it was a temporary one (``analyze
+    LOGS`` without ``--store``), deleted when the analysis ended; None for a report without findings (so without
+    queries) or parameters."""
+    params = report.get("parameters") or {}
+    if "store_is_temporary" not in params or not report.get("findings"):
+        return None
+    if params["store_is_temporary"]:
+        return ("the evidence queries run over a store of the parsed logs; this analysis's temporary store was "
+                "deleted: rerun with --store DIR to keep it")
+    return f"the evidence queries run over the store {params.get('store')}"
+
+
+def attribution_caveat(report: dict[str, Any]) -> str | None:
+    """The caveat that networks show the compromised devices, not the attacker: for an attack only (there are no
+    attackers in an internal failure, a flash crowd or a quiet day)."""
+    if report["verdict"]["kind"] not in ATTACK_KINDS:
+        return None
+    return str((report.get("sources") or {}).get("attribution_caveat") or "") or None
+
+
+#: A source is listed if it sent at least this share of the heaviest listed source's requests...
+LIST_SHARE_OF_TOP = 0.1
+#: ... and at least this many requests: a client with 3 requests says nothing about an incident.
+LIST_MIN_REQUESTS = 10
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The sources of a list that matter, and how many more were left out with their requests."""
+
+    rows: list[dict[str, Any]]
+    more: int
+    more_requests: int
+
+
+def listed_sources(report: dict[str, Any], key: str, limit: int) -> Listed:
+    """The first ``limit`` sources of ``sources[key]`` (``top`` or ``top_suspects``) that sent at least
+    :data:`LIST_SHARE_OF_TOP` of the heaviest one's requests and :data:`LIST_MIN_REQUESTS`; the rest are counted
+    against the totals (every suspect, or every client of the main incident)."""
+    sources = report.get("sources") or {}
+    rows = list(sources.get(key) or [])
+    floor = max(LIST_MIN_REQUESTS, LIST_SHARE_OF_TOP * max((int(s["requests"]) for s in rows), default=0))
+    shown = [s for s in rows[:limit] if int(s["requests"]) >= floor]
+    if key == "top_suspects":
+        total = sources.get("suspects") or {"clients": len(rows), "requests": sum(int(s["requests"]) for s in rows)}
+        clients, requests = int(total["clients"]), int(total["requests"])
+    else:
+        incidents = report.get("incidents") or [{}]
+        clients = int((sources.get("new_vs_known") or {}).get("clients") or len(rows))
+        requests = int(incidents[0].get("requests") or sum(int(s["requests"]) for s in rows))
+    return Listed(shown, max(clients - len(shown), 0), max(requests - sum(int(s["requests"]) for s in shown), 0))
+
+
 @dataclass(frozen=True)
 class Item:
     """One piece of evidence for or against a hypothesis, with the finding it cites (if any)."""
@@ -134,6 +188,14 @@ class ReportView:
     @property
     def history_warning(self) -> str | None:
         return history_warning(self.report)
+
+    @property
+    def store_note(self) -> str | None:
+        return store_note(self.report)
+
+    @property
+    def attribution_caveat(self) -> str | None:
+        return attribution_caveat(self.report)
 
     @cached_property
     def totals(self) -> dict[str, int]:

@@ -5,11 +5,19 @@ and where the evidence is. Reads only the report dictionary; every log field goe
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from floodwitness.render.report_view import history_warning, incident_line, span_warning
+from floodwitness.render.report_view import (
+    attribution_caveat,
+    history_warning,
+    incident_line,
+    listed_sources,
+    span_warning,
+    store_note,
+)
 from floodwitness.render.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -17,6 +25,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 _BARS = " ▁▂▃▄▅▆▇█"
+#: the sparklines' width, leaving room on an 80-column line for the value of a full bar
+SPARK_WIDTH = 56
 
 
 def sparkline(values: list[float], width: int = 60) -> str:
@@ -31,22 +41,26 @@ def sparkline(values: list[float], width: int = 60) -> str:
 _LEAD = re.compile(r"^ *(?:[+-] )?")
 
 
-def _line(console: Console, text: str, style: str = "") -> None:
+def _line(console: Console, text: str, style: str = "", hang: int | None = None) -> None:
     """One item of the report; when it is wider than the terminal, its wrapped lines start under its text
-    (a hanging indent after the leading spaces and ``+``/``-`` marker), not at the left edge."""
+    (a hanging indent after the leading spaces and ``+``/``-`` marker, or ``hang`` columns), not at the left
+    edge."""
     lead = _LEAD.match(text)
     cut = lead.end() if lead else 0
-    body = Text(text[cut:], style=style)
-    for i, wrapped in enumerate(body.wrap(console, max(console.width - cut, 20), overflow="fold")):
+    indent = cut if hang is None else hang
+    for i, wrapped in enumerate(Text(text[cut:], style=style).wrap(console, max(console.width - max(cut, indent), 20),
+                                                                    overflow="fold")):
         wrapped.rstrip()
-        console.print(Text(text[:cut] if i == 0 else " " * cut, style=style) + wrapped, overflow="fold")
+        console.print(Text(text[:cut] if i == 0 else " " * indent, style=style) + wrapped, overflow="fold")
 
 
 def _row(console: Console, head: str, tail: str) -> None:
-    """``head`` (fixed-width cells) then ``tail`` cut with an ellipsis to end the line at the terminal's edge."""
-    rest = Text(tail)
-    rest.truncate(max(console.width - len(head), 12), overflow="ellipsis")
-    console.print(Text(head) + rest, overflow="fold")
+    """``head`` (fixed-width cells) then ``tail``, wrapped onto continuation lines under its first character (a
+    blocklist reason ends with what a reviewer must check: the known clients inside)."""
+    width = max(console.width - len(head), 20)
+    for i, wrapped in enumerate(Text(tail).wrap(console, width, overflow="fold")):
+        wrapped.rstrip()
+        console.print(Text(head if i == 0 else " " * len(head)) + wrapped, overflow="fold")
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
@@ -59,22 +73,18 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if thin:
         _line(console, f"warning: {terminal_safe(thin, 600)}", "yellow")
     console.print()
-    best = v["hypotheses"][0]
+    best = next((h for h in v["hypotheses"] if h["kind"] == v["kind"]), v["hypotheses"][0])
     _line(console, "Why", "bold")
     for item in best["for"][:6]:
         _line(console, f"  + {terminal_safe(item, 300)}")
     for item in best["against"][:3]:
         _line(console, f"  - {terminal_safe(item, 300)}")
-    others = list(v["hypotheses"][1:4])
+    others = [h for h in v["hypotheses"] if h is not best][:3]
     if others:
-        _line(console, "  alternatives: " + ", ".join(f"{h['kind']} ({h['score']:+.1f})" for h in others), "dim")
+        _line(console, f"  score: {best['kind']} {best['score']:+.1f}; alternatives: "
+                       + ", ".join(f"{h['kind']} {h['score']:+.1f}" for h in others), "dim", hang=4)
     console.print()
-    tl = report["timeline"]
-    _line(console, f"Timeline (requests/min, from {tl['start']})", "bold")
-    _line(console, "  " + sparkline([float(x) for x in tl["requests"]]))
-    errors = tl["status_5xx"]
-    if any(errors):
-        _line(console, "  " + sparkline([float(x) for x in errors]) + "  5xx", "red")
+    _timeline(console, report["timeline"])
     for inc in report["incidents"]:
         _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
                        f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
@@ -92,17 +102,14 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                            f"excess from new networks {nv['new_network_excess_share']:.0%}, "
                            f"from known clients {nv['known_excess_share']:.0%}")
         attack = v["kind"] in ATTACK_KINDS and sources.get("top_suspects")
-        listed = [(sources["top_suspects"][:5], "heaviest suspected attackers")] if attack else []
-        listed.append((sources["top"][:3 if attack else 5], "busiest sources"))
-        for rows, title in listed:
-            _line(console, f"  {title}:", "dim")
-            for s in rows:
-                tag = ("" if s["known"] is None else "known" if s["known"] else
-                       "new, known net" if s["known_network"] else "new net")
-                _line(console, f"    {terminal_safe(s['client_ip'], 40):<40} {s['requests']:>8,} req "
-                               f"{s['rate_rps']:>6.1f}/s  {tag}")
+        lists = [("top_suspects", 5, "heaviest suspected attackers", "suspect")] if attack else []
+        lists.append(("top", 3 if attack else 5, "busiest sources", "client"))
+        for key, limit, title, what in lists:
+            _sources(console, report, key, limit, title, what)
         _audience_lines(console, sources)
-        _line(console, f"  note: {sources['attribution_caveat']}", "dim")
+        caveat = attribution_caveat(report)
+        if caveat:
+            _line(console, f"  note: {caveat}", "dim")
     flagged = sources.get("flagged") or []
     if flagged and not sources.get("top"):
         console.print()
@@ -149,6 +156,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         where = f"{terminal_safe(ev.get('file'), 60)}:{ev.get('line')}" if ev.get("file") else "query only"
         _line(console, f"  [{f['id']}] {f['kind']}: {where}")
     _line(console, "  every finding carries sample lines and the SQL that reproduces it (--json)", "dim")
+    note = store_note(report)
+    if note:
+        _line(console, f"  {terminal_safe(note, 400)}", "dim")
     inputs = report["inputs"]
     read = sum(i["lines_read"] for i in inputs)
     rejected = sum(i["lines_rejected"] for i in inputs)
@@ -161,6 +171,57 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         if not i.get("complete", True):
             damage = terminal_safe(i.get("damage"), 300)
             _line(console, f"warning: {terminal_safe(i['path'], 120)} is incomplete: {damage}", "yellow")
+
+
+def _sources(console: Console, report: dict[str, Any], key: str, limit: int, title: str, what: str) -> None:
+    """The heaviest sources that matter, their rate while they were active, and how many more were left out."""
+    listed = listed_sources(report, key, limit)
+    if not listed.rows and not listed.more:
+        return
+    _line(console, f"  {title} (req/s while active, busiest minute):", "dim")
+    width = max((len(terminal_safe(s["client_ip"], 40)) for s in listed.rows), default=15)
+    for s in listed.rows:
+        tag = ("" if s["known"] is None else "known" if s["known"] else  # None: no baseline to know it
+               "new, known net" if s["known_network"] else "new net")
+        rate = _rate(float(s.get("active_rps", s["rate_rps"])))
+        busiest = f", max {s['busiest_minute_requests']:,}/min" if "busiest_minute_requests" in s else ""
+        _line(console, f"    {terminal_safe(s['client_ip'], 40):<{width}} {s['requests']:>9,} req "
+                       f"{rate:>6}/s{busiest}  {tag}")
+    if listed.more:
+        lead = "and" if listed.rows else "none worth listing:"
+        _line(console, f"    {lead} {_count(listed.more, 'more ' + what)} with "
+                       f"{_count(listed.more_requests, 'request')} in all", "dim")
+
+
+def _rate(rps: float) -> str:
+    """A rate with two significant digits below 1/s (a pulse wave's bots send a few requests a minute)."""
+    return f"{rps:,.1f}" if rps >= 1 else f"{rps:.2f}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _clock(start: datetime, at: datetime) -> str:
+    return at.strftime("%H:%M") if at.date() == start.date() else at.strftime("%m-%d %H:%M")
+
+
+def _timeline(console: Console, tl: dict[str, Any]) -> None:
+    """Requests per minute (and server errors) as sparklines, each with the value of its full bar, over an axis
+    labelled with the first minute's start and the last minute's end (UTC)."""
+    requests = [float(x) for x in tl["requests"]]
+    start = datetime.fromisoformat(str(tl["start"]).replace("Z", "+00:00"))
+    end = start + timedelta(seconds=int(tl.get("step_seconds", 60)) * len(requests))
+    _line(console, f"Timeline (requests per minute, {start:%Y-%m-%d %H:%M} to "
+                   f"{end:%Y-%m-%d %H:%M} UTC)", "bold")
+    line = sparkline(requests, SPARK_WIDTH)
+    _line(console, f"  {line}  max {max(requests, default=0):,.0f}/min")
+    errors = [float(x) for x in tl["status_5xx"]]
+    if any(errors):
+        _line(console, f"  {sparkline(errors, SPARK_WIDTH)}  max {max(errors):,.0f}/min 5xx", "red")
+    left, right = _clock(start, start), _clock(start, end)
+    gap = len(line) - len(left) - len(right)
+    _line(console, f"  {left}{' ' * gap}{right}" if gap >= 2 else f"  {left} to {right}", "dim")
 
 
 _LEVELS = (("/24", "/24"), ("/16", "/16"), ("asn", "AS"), ("country", "country"))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from floodwitness import __version__
 from floodwitness.analysis.audience import Audience, audience_of, baseline_clients
@@ -75,6 +76,8 @@ from floodwitness.verdict import (
 )
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
     from floodwitness.analysis.dataset import Dataset
 
 SCHEMA = "floodwitness.report/1"
@@ -409,22 +412,27 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
     columns = ["client_ip", "requests", "known", "net", "known_net"]
     t = c.heaviest(20, columns)
     # the busiest sources are often the site's own clients (apps retrying): the suspects are listed apart
-    sus = heaviest(r.suspected(), 10, columns)
+    all_suspects = r.suspected()
+    sus = heaviest(all_suspects, 10, columns)
     w = in_ranges(data.requests, [r.times])
     # the listed sources' paths and agent: a look at their requests only, not a count for every client
     ips = sorted(set(t.column("client_ip").to_pylist()) | set(sus.column("client_ip").to_pylist()))
     listed = w.filter(w.client_ip.isin(ips))
     detail = {row["client_ip"]: row for row in data.engine.ibis.to_pyarrow(listed.group_by("client_ip").aggregate(
         distinct_paths=listed.path.nunique(), user_agent=listed.user_agent.max())).to_pylist()}
+    active = _active_minutes(data, listed)
     seconds = max((r.times[1] - r.times[0]).total_seconds(), 1.0)
 
     def source(row: dict[str, Any]) -> dict[str, Any]:
+        minutes, busiest = active.get(row["client_ip"], (1, row["requests"]))
         history = r.has_history  # without one, nobody is known or new
         return {"client_ip": row["client_ip"], "requests": row["requests"],
                 "rate_rps": round(row["requests"] / seconds, 3), "known": row["known"] if history else None,
                 "network": row["net"], "known_network": row["known_net"] if history else None,
                 "user_agent": detail[row["client_ip"]]["user_agent"],
-                "distinct_paths": detail[row["client_ip"]]["distinct_paths"]}
+                "distinct_paths": detail[row["client_ip"]]["distinct_paths"],
+                "active_minutes": minutes, "active_rps": round(row["requests"] / min(60.0 * minutes, seconds), 3),
+                "busiest_minute_requests": busiest}
     # networks from the per-client table (one row per client, already in memory): no new scan
     by_net = c.clients_table.group_by(["net", "known_net"]).aggregate([("requests", "sum"), ("client_ip", "count")])
     nets = sorted(({"net": row["net"], "requests": row["requests_sum"], "clients": row["client_ip_count"],
@@ -443,6 +451,8 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
     return {
         "top": [source(row) for row in t.to_pylist()],
         "top_suspects": [source(row) for row in sus.to_pylist()],
+        "suspects": {"clients": all_suspects.num_rows,
+                     "requests": int(pc.sum(all_suspects.column("requests")).as_py() or 0)},
         "new_vs_known": new_vs_known,
         "networks": nets,
         "user_agents": uas,
@@ -450,6 +460,17 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
                           "sources_for_80pct_of_excess": c.sources_for_80pct},
         "attribution_caveat": ATTRIBUTION["cannot_show"][1],
     } | _audience_fields(r.audience)
+
+
+def _active_minutes(data: Dataset, listed: ir.Table) -> dict[str, tuple[int, int]]:
+    """Per listed client: the minutes it sent requests in and its busiest minute's requests (a pulse wave's bots
+    are idle between bursts: their rate over the whole incident says little about the rate they hit at). Its
+    rate while active is over those minutes, at most the incident's length (whose edges cut minutes short)."""
+    per_minute = listed.group_by([listed.client_ip, listed.ts.truncate("m").name("minute")]).aggregate(
+        n=listed.count())
+    rows = data.engine.ibis.to_pyarrow(per_minute.group_by("client_ip").aggregate(
+        minutes=per_minute.count(), busiest=per_minute.n.max())).to_pylist()
+    return {row["client_ip"]: (int(row["minutes"]), int(row["busiest"])) for row in rows}
 
 
 def _audience_fields(a: Audience | None) -> dict[str, Any]:
