@@ -122,6 +122,30 @@ def test_memory_limit_and_threads_reach_the_engine(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "apply to the DuckDB engine" in result.output
 
 
+@pytest.mark.parametrize("limit", ["1MB", "5MB", "20MB", "30MB", "99MB"])
+def test_a_memory_limit_below_the_floor_is_refused_before_any_work(tmp_path: Path, limit: str) -> None:
+    missing = tmp_path / "not-read.log"  # never opened: the option fails first
+    message = (f"--memory-limit {limit} is below the engine's floor of 100 MB\nGive --memory-limit 100MB or more "
+               "(past the limit the engine spills to disk, but it needs this much to work at all).")
+    assert_error(run("analyze", str(missing), "--memory-limit", limit), message)
+    assert_error(run("ingest", str(missing), "--out", str(tmp_path / "s"), "--memory-limit", limit), message)
+    assert_error(run("watch", str(missing), "--replay", "--memory-limit", limit), message)
+
+
+def test_running_out_of_memory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a run still exhaust its limit (more threads, a bigger incident), it stops with an error that says
+    what to do, not DuckDB's traceback: here a real out-of-memory below the floor, lowered for the test."""
+    monkeypatch.setattr("floodwitness.engine.MIN_MEMORY_LIMIT", 0)
+    log = write_log(tmp_path / "a.log", [GOOD.replace("/a?b=1", f"/p{i}") for i in range(2000)])
+    for args in (("analyze", str(log), "-q"), ("ingest", str(log), "--out", str(tmp_path / "s"), "-q")):
+        result = run(*args, "--memory-limit", "1KB")
+        assert result.exit_code == 1, result.output
+        assert result.stdout == "" and "Traceback" not in result.output
+        assert result.stderr.startswith("Error: the engine ran out of memory (Out of Memory Error: "), result.stderr
+        assert result.stderr.endswith(")\nGive a higher --memory-limit (e.g. 1GB; past it the engine spills to disk "
+                                      "what it can), or fewer --threads (each thread holds its own buffers).\n")
+
+
 def test_the_cli_reference_in_docs_is_up_to_date() -> None:
     """docs/cli.md is generated from the commands' help; an option added without regenerating it fails here."""
     script = Path(__file__).resolve().parents[1] / "docs" / "cli_reference.py"

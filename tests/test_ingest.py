@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.errors import FormatError, StoreError
+from floodwitness.errors import FormatError, InputError, StoreError
 from floodwitness.ingest import IngestOptions, ingest, open_store
 from floodwitness.ingest.store import MANIFEST, REQUESTS
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
@@ -293,7 +293,7 @@ def test_analysing_a_log_leaves_no_temporary_folder(tmp_path: Path, monkeypatch:
     assert list(scratch.iterdir()) == []
     blank = tmp_path / "blank.log"
     blank.write_bytes(b"")
-    with pytest.raises(StoreError):
+    with pytest.raises(InputError, match="the file is empty"):
         open_dataset([str(blank)], options=IngestOptions(format="combined"))
     assert list(scratch.iterdir()) == []
 

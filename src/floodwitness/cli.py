@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,10 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from floodwitness import __version__
-from floodwitness.engine import ENGINES, Engine, EngineConfig, open_engine
+from floodwitness.engine import ENGINES, MIN_MEMORY_LIMIT, Engine, EngineConfig, memory_bytes, open_engine
 from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.formats import FORMATS
 from floodwitness.ingest import IngestOptions, ingest
+from floodwitness.ingest.checks import require_parsed
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.render.files import blocklist_text, write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
@@ -90,14 +90,10 @@ def _source(fmt: str, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...]
                          trust_proxy=(*trust_proxy, *(f"cdn:{name}" for name in trust_cdn)), **extra)
 
 
-_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-
-
 def _memory_limit(value: str | None) -> str | None:
-    """``--memory-limit``, checked here so a typo is a clear error, not the engine's."""
-    if value is not None and not _SIZE.match(value):
-        raise UsageError(f"--memory-limit {value!r} is not a size",
-                         hint="Write e.g. --memory-limit 2GB (KB, MB, GB, TB, or KiB, MiB, GiB, TiB).")
+    """``--memory-limit``, checked before any work so a typo or a limit below the floor is a clear error."""
+    if value is not None:
+        memory_bytes(value)
     return value
 
 
@@ -106,8 +102,9 @@ def _resource_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--threads", type=click.IntRange(1), metavar="N",
                            help="Engine threads (DuckDB; default: one per core).")(command)
     return click.option("--memory-limit", metavar="SIZE",
-                        help="Most memory the engine may hold, e.g. 2GB (DuckDB; default 80%% of RAM); beyond it, "
-                             "it spills to a temporary folder instead.")(command)
+                        help="Most memory the engine may hold, e.g. 2GB (DuckDB; default 80% of RAM; at least "
+                             f"{MIN_MEMORY_LIMIT // 10**6}MB); beyond it, it spills to a temporary folder where it "
+                             "can.")(command)
 
 
 def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -206,6 +203,8 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
         _write_json(json_out, ingest_summary(manifest, out))
     if not quiet and json_out != "-":
         print_ingest(_stdout(), manifest, out)
+    # The store is kept (its accounting says what was rejected and why), but a store of nothing is no success.
+    require_parsed(manifest)
 
 
 @main.command("formats")

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from floodwitness.engine import Engine
 from floodwitness.errors import StoreError
 from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
+from floodwitness.ingest.checks import require_parsed
 from floodwitness.ingest.store import REQUESTS, is_store
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
         if not store.parts:
             raise StoreError("the store holds no parsed data", path=specs[0],
                              hint="Ingest log files into it first with `floodwitness ingest`.")
+        require_parsed(store.manifest, stored=True)
         return Dataset(engine, store.manifest, store.root, temporary=False, _parts=store.parts)
     if keep_store is not None:
         root, temporary = Path(keep_store), False
@@ -90,9 +92,10 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
             shutil.rmtree(root.parent, ignore_errors=True)
         raise
     parts = [str(root / REQUESTS / p) for i in manifest.inputs for p in i.parts]
-    if not parts:
+    try:
+        require_parsed(manifest)  # nothing parsed: say what was rejected and why, not a verdict on nothing
+    except BaseException:
         if temporary:
             shutil.rmtree(root.parent, ignore_errors=True)
-        raise StoreError("no line of the input could be parsed", path=specs[0],
-                         hint="Check the format with `floodwitness ingest LOGS --out DIR` and its rejection samples.")
+        raise
     return Dataset(engine, manifest, root, temporary=temporary, _parts=parts)

@@ -43,8 +43,10 @@ from floodwitness.analysis.windows import (
 from floodwitness.detectors import DETECTORS, FINDING_KINDS, Context, Finding
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
+from floodwitness.engine import memory_guard
 from floodwitness.enrich import Enricher
 from floodwitness.errors import UsageError
+from floodwitness.ingest.checks import no_requests_between
 from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
@@ -81,6 +83,11 @@ class AnalyzeOptions:
     asn: str | None = None           # an ASN .mmdb (else the bundled database, AS names only)
     enrich: bool = True              # AS and country levels of the audience model
     fingerprints: tuple[str, ...] = ()  # rule files added to the bundled fingerprints
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise UsageError("--since is not before --until: the time window is empty",
+                             hint="Give --since an earlier time than --until (ISO 8601; UTC if no offset).")
 
 
 @dataclass
@@ -165,10 +172,13 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
 
 
+@memory_guard
 def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyse ``data`` and return the report dictionary."""
     options = options or AnalyzeOptions()
     minutes = minute_table(data, options.since, options.until)
+    if minutes.num_rows == 0:  # a verdict on no request would be dated 1970 and mean nothing
+        raise no_requests_between(options.since, options.until, data.manifest)
     span: Span | None = None
     if options.since is None and options.until is None:
         span = auto_span(data, minutes)
