@@ -247,11 +247,15 @@ def test_non_empty_out_refused_without_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me", encoding="utf-8")
-    for overwrite in (False, True):  # --overwrite replaces a store, never a folder that is not one
-        with pytest.raises(StoreError) as err:
-            ingest([str(path)], out, overwrite=overwrite)
-        assert str(err.value) == (f"{out}: output folder is not empty\n"
-                                  "Choose a new folder, or pass --overwrite to replace an existing store.")
+    with pytest.raises(StoreError) as err:
+        ingest([str(path)], out)
+    assert str(err.value) == (f"{out}: output folder is not empty\n"
+                              "Choose a new folder, or pass --overwrite to replace an existing store.")
+    with pytest.raises(StoreError) as err:  # --overwrite replaces a store, never a folder that is not one
+        ingest([str(path)], out, overwrite=True)
+    assert str(err.value) == (f"{out}: output folder is not a floodwitness store (it has no manifest.json): "
+                              "--overwrite replaces only a store\nChoose a new folder for --out, or empty this one "
+                              "yourself.")
     assert (out / "precious.txt").read_text(encoding="utf-8") == "keep me"
     assert sorted(os.listdir(out)) == ["precious.txt"]
 

@@ -153,6 +153,10 @@ def _check_out(root: Path, overwrite: bool) -> None:
             raise StoreError("output exists and is not a directory", path=str(root),
                              hint="Choose a new folder for --out.")
         if any(root.iterdir()) and not (overwrite and (root / MANIFEST).is_file()):
+            if overwrite:  # a folder of anything else is never deleted
+                raise StoreError("output folder is not a floodwitness store (it has no manifest.json): --overwrite "
+                                 "replaces only a store", path=str(root),
+                                 hint="Choose a new folder for --out, or empty this one yourself.")
             raise StoreError("output folder is not empty", path=str(root),
                              hint="Choose a new folder, or pass --overwrite to replace an existing store.")
 

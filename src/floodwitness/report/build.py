@@ -53,6 +53,8 @@ from floodwitness.mitigation.ratelimit import recommend
 from floodwitness.verdict import ATTACK_KINDS, IncidentVerdict, judge_incident, summary_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from floodwitness.analysis.dataset import Dataset
 
 SCHEMA = "floodwitness.report/1"
@@ -173,9 +175,13 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
 
 
 @memory_guard
-def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
-    """Analyse ``data`` and return the report dictionary."""
+def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
+            stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Analyse ``data`` and return the report dictionary. ``stage``, when given, is told each stage's name as it
+    starts (timeline, incident i/n, report): a progress display's hook, called a few times per run."""
     options = options or AnalyzeOptions()
+    stage = stage or (lambda _name: None)
+    stage("timeline")
     minutes = minute_table(data, options.since, options.until)
     if minutes.num_rows == 0:  # a verdict on no request would be dated 1970 and mean nothing
         raise no_requests_between(options.since, options.until, data.manifest)
@@ -193,11 +199,15 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     try:
         shared = _Shared(baseline_clients(data, baseline_ranges) if windows else pa.table({}), enricher, rules)
-        results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
-                   for i, w in enumerate(windows[: options.max_incidents])]
+        chosen = windows[: options.max_incidents]
+        results = []
+        for i, w in enumerate(chosen):
+            stage(f"incident {i + 1}/{len(chosen)}")
+            results.append(_incident(data, tl, base, w, i, baseline_ranges, options, shared))
     finally:
         if enricher is not None:
             enricher.close()
+    stage("report")
     return _report(data, options, tl, base, baseline_ranges, span, rules, shared, results)
 
 
