@@ -43,6 +43,16 @@ def test_a_wrong_format_names_the_rejections_and_the_format_that_fits(tmp_path: 
                  "or leave --format out to detect it.")
 
 
+def test_a_wrong_format_of_ones_own(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD] * 3)
+    result = run("analyze", str(log), "--log-format", "nginx:$remote_addr [$time_local] $status")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: {log}: no line could be parsed as custom_nginx_")
+    assert result.stderr.endswith(": all 3 lines rejected (format_mismatch 3)\nThe rejected lines look like combined "
+                                  "(100% of 3 sample lines fit it): give --format combined, or check the --log-format "
+                                  "string against a line of the log.\n")
+
+
 def test_a_wrong_format_on_the_real_apache_log(realdata: Path) -> None:
     log = realdata / ELASTIC
     assert_error(run("analyze", "--format", "caddy", str(log)),

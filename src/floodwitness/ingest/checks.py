@@ -41,15 +41,17 @@ def require_parsed(manifest: Manifest, *, stored: bool = False) -> None:
     ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     listed = ", ".join(f"{reason} {count:,}" for reason, count in ordered)
     formats = sorted({i.format for i in inputs if i.format})
-    fixed = manifest.options.get("format", "auto") != "auto"
+    # a format named with --format, or the user's own with --log-format, was applied rather than detected
+    own = bool(manifest.options.get("log_formats"))
+    fixed = manifest.options.get("format", "auto") != "auto" or own
     as_format = f" as {' or '.join(formats)}" if formats and fixed else (
         f" (detected as {' or '.join(formats)})" if formats else "")
     where = "" if path is not None else f" of the {len(inputs)} inputs"
     message = f"no line{where} could be parsed{as_format}: all {lines:,} lines rejected ({listed})"
-    raise FormatError(message, path=path, hint=_hint(inputs, formats if fixed else [], stored))
+    raise FormatError(message, path=path, hint=_hint(inputs, formats if fixed else [], stored, own))
 
 
-def _hint(inputs: list[InputRecord], fixed: list[str], stored: bool) -> str:
+def _hint(inputs: list[InputRecord], fixed: list[str], stored: bool, own: bool) -> str:
     samples = [s for i in inputs for s in i.reject_samples if s.reason not in _NEUTRAL]
     if fixed and samples:
         raw = [s.raw for s in samples]
@@ -59,8 +61,10 @@ def _hint(inputs: list[InputRecord], fixed: list[str], stored: bool) -> str:
             found = None
         if found is not None and found.format.name not in fixed:
             fix = "ingest the logs again with" if stored else "give"
+            other = ("check the --log-format string against a line of the log" if own else
+                     "leave --format out to detect it")
             return (f"The rejected lines look like {found.format.name} ({found.confidence:.0%} of {len(raw)} sample "
-                    f"lines fit it): {fix} --format {found.format.name}, or leave --format out to detect it.")
+                    f"lines fit it): {fix} --format {found.format.name}, or {other}.")
         if found is None:
             return ("No known format fits the rejected lines either: check that this is an access log, or describe "
                     "its format with --log-format (see `floodwitness formats`).")
