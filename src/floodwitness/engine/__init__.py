@@ -31,7 +31,7 @@ ROW_GROUP_ROWS = 1_000_000
 
 
 #: The lowest memory limit the DuckDB engine accepts. Measured on `floodwitness simulate mirai --seed 1` (415,927
-#: lines): `analyze` fails with 30 MB and works with 32 MB on one thread, fails with 32 MB and works with 36 MB on
+#: lines): `analyze` fails with 28 MB and works with 30 MB on one thread, fails with 32 MB and works with 36 MB on
 #: two (DuckDB gives every thread its own buffers). 100 MB leaves room for more threads and bigger incidents; a
 #: run that still runs out stops with a ResourceError (see :func:`memory_guard`), never a traceback.
 MIN_MEMORY_LIMIT = 100 * 10**6
