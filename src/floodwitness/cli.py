@@ -229,7 +229,9 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
 
     Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
-    Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
+    Analyze the store later with `floodwitness analyze DIR` without parsing the logs again. When no line
+    parses (a wrong --format, a file that is not an access log), the store and its accounting are still
+    written, and the command ends with an error saying why (exit 1).
     """
     options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
     runner = _open_engine(engine, spark_master, spark_conf, memory_limit, threads)
