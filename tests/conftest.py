@@ -15,11 +15,35 @@ from floodwitness.ingest import IngestOptions, Manifest, ingest
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
+#: The start of the skip reason of every test that needs the real data (counted at the end of the run).
+REALDATA_ABSENT = "real data folder"
+
+
 @pytest.fixture
 def realdata() -> Path:
     if not REALDATA.is_dir():
-        pytest.skip(f"real data folder {REALDATA} is absent (it sits beside the repo as ../shared/realdata)")
+        pytest.skip(f"{REALDATA_ABSENT} {REALDATA} is absent (it sits beside the repo as ../shared/realdata)")
     return REALDATA
+
+
+def realdata_skips(reports: list[Any]) -> int:
+    """How many of the skipped test ``reports`` were skipped for want of the real data."""
+    count = 0
+    for report in reports:
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+        count += REALDATA_ABSENT in reason and str(REALDATA) in reason
+    return count
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line at the end of a run in which tests skipped for want of the real data: in a plain clone they
+    pass as skips, and nothing else would say that the real-data suite did not run."""
+    skipped = realdata_skips(terminalreporter.stats.get("skipped", []))
+    if skipped:
+        terminalreporter.write_line(f"the real-data suite did not run: {skipped} test(s) skipped because {REALDATA} "
+                                    "is absent (put the shared real data beside the repo as ../shared/realdata)",
+                                    yellow=True)
 
 
 @pytest.fixture(autouse=True)

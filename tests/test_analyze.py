@@ -17,7 +17,7 @@ from netaddr import IPAddress, IPNetwork, IPSet
 from rich.console import Console
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.cli import main
+from floodwitness.cli import _size, main
 from floodwitness.render.terminal import print_report
 from floodwitness.report import analyze
 from floodwitness.simulate import SCENARIOS, Truth, simulate
@@ -190,7 +190,9 @@ def test_cli_analyze_writes_json_and_blocklist(reports: dict[str, Any], tmp_path
     result = runner.invoke(main, ["analyze", str(folder / "store"), "--json", str(tmp_path / "r.json"),
                                   "--blocklist", str(tmp_path / "block.txt")])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Verdict: DDOS")
+    assert result.stdout.startswith("Verdict: DDOS")
+    assert result.stderr == f"wrote {tmp_path / 'r.json'} ({_size((tmp_path / 'r.json').stat().st_size)})\nwrote " \
+                            f"{tmp_path / 'block.txt'} ({_size((tmp_path / 'block.txt').stat().st_size)})\n"
     report = json.loads((tmp_path / "r.json").read_text())
     lines = (tmp_path / "block.txt").read_text().splitlines()
     assert lines[0].startswith("# floodwitness blocklist: ")

@@ -12,10 +12,12 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from floodwitness.cli import _open_engine, main
-from floodwitness.formats import FORMATS
+from floodwitness.analysis.dataset import open_dataset
+from floodwitness.cli import _open_engine, _size, _stages, main
+from floodwitness.formats import ALIASES, FORMATS
+from floodwitness.report import analyze
 from floodwitness.schema import COLUMNS
-from floodwitness.simulate import SCENARIOS
+from floodwitness.simulate import SCENARIOS, simulate
 
 GOOD = '198.51.100.7 - - [17/May/2024:10:05:03 +0200] "GET /a?b=1 HTTP/1.1" 200 612 "-" "curl/8.5.0"'
 
@@ -86,9 +88,21 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_unknown_format(tmp_path: Path) -> None:
     log = write_log(tmp_path / "a.log", [GOOD])
-    result = run("ingest", str(log), "--out", str(tmp_path / "store"), "--format", "apache")
-    assert_error(result, "unknown format 'apache'\nChoose auto or one of: " + ", ".join(sorted(FORMATS)))
+    result = run("ingest", str(log), "--out", str(tmp_path / "store"), "--format", "apache2")
+    assert_error(result, "unknown format 'apache2'\nChoose auto or one of: " + ", ".join(sorted({*FORMATS, *ALIASES})))
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("name", ["nginx", "apache"])
+def test_nginx_and_apache_name_the_combined_format(tmp_path: Path, name: str) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD] * 3)
+    result = run("ingest", str(log), "--out", str(tmp_path / "store"), "--format", name, "--json", "-")
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)["inputs"]
+    assert (record["format"], record["lines_parsed"]) == ("combined", 3)
+    assert "combined (also: apache, nginx)  NCSA combined" in run("formats").output
+    formats = {f["name"]: f for f in json.loads(run("formats", "--json").stdout)["formats"]}
+    assert formats["combined"]["aliases"] == ["apache", "nginx"] and formats["common"]["aliases"] == []
 
 
 def test_a_uri_as_the_store_is_refused_not_made_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,6 +134,30 @@ def test_memory_limit_and_threads_reach_the_engine(tmp_path: Path) -> None:
                  "GiB, TiB).")
     result = run("ingest", str(log), "--out", str(tmp_path / "s"), "--engine", "spark", "--threads", "2")
     assert result.exit_code != 0 and "apply to the DuckDB engine" in result.output
+
+
+@pytest.mark.parametrize("limit", ["1MB", "5MB", "20MB", "30MB", "99MB"])
+def test_a_memory_limit_below_the_floor_is_refused_before_any_work(tmp_path: Path, limit: str) -> None:
+    missing = tmp_path / "not-read.log"  # never opened: the option fails first
+    message = (f"--memory-limit {limit} is below the engine's floor of 100 MB\nGive --memory-limit 100MB or more "
+               "(past the limit the engine spills to disk, but it needs this much to work at all).")
+    assert_error(run("analyze", str(missing), "--memory-limit", limit), message)
+    assert_error(run("ingest", str(missing), "--out", str(tmp_path / "s"), "--memory-limit", limit), message)
+    assert_error(run("watch", str(missing), "--replay", "--memory-limit", limit), message)
+
+
+def test_running_out_of_memory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a run still exhaust its limit (more threads, a bigger incident), it stops with an error that says
+    what to do, not DuckDB's traceback: here a real out-of-memory below the floor, lowered for the test."""
+    monkeypatch.setattr("floodwitness.engine.MIN_MEMORY_LIMIT", 0)
+    log = write_log(tmp_path / "a.log", [GOOD.replace("/a?b=1", f"/p{i}") for i in range(2000)])
+    for args in (("analyze", str(log), "-q"), ("ingest", str(log), "--out", str(tmp_path / "s"), "-q")):
+        result = run(*args, "--memory-limit", "1KB")
+        assert result.exit_code == 1, result.output
+        assert result.stdout == "" and "Traceback" not in result.output
+        assert result.stderr.startswith("Error: the engine ran out of memory (Out of Memory Error: "), result.stderr
+        assert result.stderr.endswith(")\nGive a higher --memory-limit (e.g. 1GB; past it the engine spills to disk "
+                                      "what it can), or fewer --threads (each thread holds its own buffers).\n")
 
 
 def test_the_cli_reference_in_docs_is_up_to_date() -> None:
@@ -199,8 +237,149 @@ def test_formats_text_names_every_format() -> None:
     result = run("formats")
     assert result.exit_code == 0
     for name, fmt in FORMATS.items():
-        assert f"{name}  " in result.output, name
+        assert f"\n{name}  " in f"\n{result.output}" or f"\n{name} (also: " in f"\n{result.output}", name
         assert "".join(fmt.example.split()) in "".join(result.output.split()), name  # wrapped anywhere
+
+
+def test_formats_text_indents_wrapped_lines() -> None:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["formats"], prog_name="floodwitness")
+    assert result.exit_code == 0
+    heads = [f"{name} " for name in FORMATS]
+    for line in result.output.splitlines():
+        assert len(line) <= 80, line
+        assert line == "" or line.startswith(("  example: ", "  fields:  ", " " * 4, *heads)), \
+            f"a wrapped line starts at the margin: {line!r}"
+    assert "\n           " in result.output  # some example or field list did wrap, under its text
+
+
+def test_help_shows_percent_signs_once() -> None:
+    for name in ("analyze", "ingest", "watch"):
+        output = run(name, "--help").output
+        assert "default 80% of RAM; at least 100MB" in flat(output), name
+        assert "%%" not in output, name
+    reference = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert "%%" not in reference.read_text(encoding="utf-8")
+
+
+def test_watch_help_names_the_formats_instead_of_listing_them() -> None:
+    output = run("watch", "--help").output
+    assert "--format NAME" in output and "or a name from `floodwitness formats`" in flat(output)
+    assert "combined_timing_xff" not in output
+    assert max(len(line) for line in output.splitlines()) <= 100
+
+
+# -- what the arguments may be -----------------------------------------------------------------------------------
+
+def _store(tmp_path: Path, name: str) -> Path:
+    log = write_log(tmp_path / f"{name}.log", [GOOD] * 3)
+    assert run("ingest", str(log), "--out", str(tmp_path / name), "-q").exit_code == 0
+    return tmp_path / name
+
+
+def test_a_store_with_logs_or_two_stores_is_a_usage_error(tmp_path: Path) -> None:
+    one, two = _store(tmp_path, "one"), _store(tmp_path, "two")
+    log = tmp_path / "one.log"
+    hint = ("Analyse a store alone (`floodwitness analyze STORE`), or give only log files; to analyse logs together, "
+            "ingest them into one store (`floodwitness ingest LOGS --out DIR`).")
+    assert_error(run("analyze", str(one), str(log)),
+                 f"analyze reads one store, or log files; not a mix: {one} is a store among 2 inputs\n{hint}")
+    assert_error(run("analyze", str(one), str(two)),
+                 f"analyze reads one store, or log files; not a mix: {one} and {two} are both stores\n{hint}")
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_store(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD])
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"meow")
+    assert_error(run("ingest", str(log), "--out", str(folder), "--overwrite"),
+                 f"{folder}: output folder is not a floodwitness store (it has no manifest.json): --overwrite "
+                 "replaces only a store\nChoose a new folder for --out, or empty this one yourself.")
+    assert [p.name for p in folder.iterdir()] == ["cat.jpg"]
+    assert_error(run("ingest", str(log), "--out", str(folder)),  # without --overwrite: the usual advice
+                 f"{folder}: output folder is not empty\nChoose a new folder, or pass --overwrite to replace an "
+                 "existing store.")
+
+
+# -- what was written, and progress ------------------------------------------------------------------------------
+
+def test_sizes_read_as_people_write_them() -> None:
+    assert [_size(n) for n in (0, 812, 1000, 5_712_345, 999_960, 3 * 10**12)] == [
+        "0 bytes", "812 bytes", "1.0 kB", "5.7 MB", "1.0 MB", "3.0 TB"]
+
+
+def test_written_files_are_confirmed_on_stderr(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD] * 20)
+    outputs = {"--json": tmp_path / "r.json", "--blocklist": tmp_path / "b.txt", "--html": tmp_path / "r.html",
+               "--markdown": tmp_path / "r.md"}
+    args = [item for option, path in outputs.items() for item in (option, str(path))]
+    result = run("analyze", str(log), *args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "".join(f"wrote {p} ({_size(p.stat().st_size)})\n" for p in outputs.values())
+    result = run("analyze", str(log), "-q", *args)
+    assert result.exit_code == 0 and result.output == ""  # --quiet: nothing at all
+    result = run("report", str(outputs["--json"]), "--markdown", str(tmp_path / "again.md"))
+    assert result.stderr == f"wrote {tmp_path / 'again.md'} ({_size((tmp_path / 'again.md').stat().st_size)})\n"
+    result = run("ingest", str(log), "--out", str(tmp_path / "s"), "--json", str(tmp_path / "i.json"))
+    assert result.stderr == f"wrote {tmp_path / 'i.json'} ({_size((tmp_path / 'i.json').stat().st_size)})\n"
+
+
+def test_report_without_an_output_prints_the_terminal_report(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "a.log", [GOOD] * 20)
+    assert run("analyze", str(log), "-q", "--json", str(tmp_path / "r.json")).exit_code == 0
+    result = run("report", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == run("analyze", str(log)).stdout  # the same report analyze prints
+
+
+def test_analysis_stages_are_shown_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with _stages(quiet=False) as stage:
+        assert stage is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with _stages(quiet=True) as stage:
+        assert stage is None
+    with _stages(quiet=False) as stage:
+        assert stage is not None
+        stage("incident 1/2")
+
+
+def test_the_analysis_names_its_stages(tmp_path: Path) -> None:
+    simulate("mirai", tmp_path, seed=3, hours=1.0, scale=0.2)
+    data = open_dataset([str(tmp_path / "access.log")])
+    seen: list[str] = []
+    try:
+        report = analyze(data, stage=seen.append)
+    finally:
+        data.close()
+    incidents = len(report["incidents"])
+    assert incidents >= 1
+    assert seen == ["timeline", *(f"incident {i}/{incidents}" for i in range(1, incidents + 1)), "report"]
+
+
+def test_the_end_of_a_run_says_when_the_real_data_suite_did_not_run() -> None:
+    from tests.conftest import REALDATA, pytest_terminal_summary
+
+    class Report:
+        def __init__(self, reason: str) -> None:
+            self.longrepr = ("tests/test_x.py", 1, f"Skipped: {reason}")
+
+    class Reporter:
+        def __init__(self, skipped: list[Report]) -> None:
+            self.stats = {"skipped": skipped}
+            self.lines: list[str] = []
+
+        def write_line(self, line: str, **_markup: bool) -> None:
+            self.lines.append(line)
+
+    absent = f"real data folder {REALDATA} is absent (it sits beside the repo as ../shared/realdata)"
+    reporter = Reporter([Report(absent), Report(absent), Report("needs chromium")])
+    pytest_terminal_summary(reporter)
+    assert reporter.lines == [f"the real-data suite did not run: 2 test(s) skipped because {REALDATA} is absent "
+                              "(put the shared real data beside the repo as ../shared/realdata)"]
+    quiet = Reporter([Report("needs chromium")])
+    pytest_terminal_summary(quiet)
+    assert quiet.lines == []
 
 
 # -- terminal safety ---------------------------------------------------------------------------------------------

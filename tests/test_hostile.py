@@ -285,7 +285,11 @@ def test_junk_named_on_its_own_is_a_clean_error(corpus: Corpus, tmp_path: Path) 
 def test_ten_thousand_shapes_read_with_a_named_format_lose_nothing(corpus: Corpus, tmp_path: Path) -> None:
     assert corpus.nonsense is not None
     result = run("ingest", str(corpus.nonsense), "--format", "combined", "--out", str(tmp_path / "s"), "--json", "-")
-    assert result.exit_code == 0, result.output
+    # nothing parses: the accounting is still written, then the run fails saying so (issue #18)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {corpus.nonsense}: no line could be parsed as combined: all 10,000 lines "
+                                    "rejected (format_mismatch ")
+    assert not TERMINAL_UNSAFE.search(result.stderr)
     item = json.loads(result.stdout)["inputs"][0]
     assert item["lines_read"] == NONSENSE_LINES == item["lines_parsed"] + item["lines_rejected"]
     assert not TERMINAL_UNSAFE.search(result.stdout)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.errors import FormatError, StoreError
+from floodwitness.errors import FormatError, InputError, StoreError
 from floodwitness.ingest import IngestOptions, ingest, open_store
 from floodwitness.ingest.store import MANIFEST, REQUESTS
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
@@ -247,11 +247,15 @@ def test_non_empty_out_refused_without_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me", encoding="utf-8")
-    for overwrite in (False, True):  # --overwrite replaces a store, never a folder that is not one
-        with pytest.raises(StoreError) as err:
-            ingest([str(path)], out, overwrite=overwrite)
-        assert str(err.value) == (f"{out}: output folder is not empty\n"
-                                  "Choose a new folder, or pass --overwrite to replace an existing store.")
+    with pytest.raises(StoreError) as err:
+        ingest([str(path)], out)
+    assert str(err.value) == (f"{out}: output folder is not empty\n"
+                              "Choose a new folder, or pass --overwrite to replace an existing store.")
+    with pytest.raises(StoreError) as err:  # --overwrite replaces a store, never a folder that is not one
+        ingest([str(path)], out, overwrite=True)
+    assert str(err.value) == (f"{out}: output folder is not a floodwitness store (it has no manifest.json): "
+                              "--overwrite replaces only a store\nChoose a new folder for --out, or empty this one "
+                              "yourself.")
     assert (out / "precious.txt").read_text(encoding="utf-8") == "keep me"
     assert sorted(os.listdir(out)) == ["precious.txt"]
 
@@ -293,7 +297,7 @@ def test_analysing_a_log_leaves_no_temporary_folder(tmp_path: Path, monkeypatch:
     assert list(scratch.iterdir()) == []
     blank = tmp_path / "blank.log"
     blank.write_bytes(b"")
-    with pytest.raises(StoreError):
+    with pytest.raises(InputError, match="the file is empty"):
         open_dataset([str(blank)], options=IngestOptions(format="combined"))
     assert list(scratch.iterdir()) == []
 

@@ -253,9 +253,11 @@ def test_report_command_errors(tmp_path: Path, content: str, message: str) -> No
     assert not (tmp_path / "out.html").exists()
 
 
-def test_report_command_needs_an_output_and_never_overwrites_its_input(hostile: dict[str, Any]) -> None:
-    result = run("report", str(hostile["json"]))
-    assert result.exit_code == 1 and "Error: nothing to write" in result.output
+def test_report_command_prints_the_terminal_report_and_never_overwrites_its_input(hostile: dict[str, Any]) -> None:
+    result = run("report", str(hostile["json"]))  # no output option: the terminal report, as `analyze` prints it
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Verdict: ") and "\nTimeline" in result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
     before = hostile["json"].read_bytes()
     result = run("report", str(hostile["json"]), "--html", str(hostile["json"]))
     assert result.exit_code == 1 and "refusing to overwrite the input file" in result.output

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
+import textwrap
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from floodwitness import __version__
-from floodwitness.engine import ENGINES, Engine, EngineConfig, open_engine
+from floodwitness.engine import ENGINES, MIN_MEMORY_LIMIT, Engine, EngineConfig, memory_bytes, open_engine
 from floodwitness.errors import FloodwitnessError, UsageError
-from floodwitness.formats import FORMATS
+from floodwitness.formats import ALIASES, FORMATS, aliases_of, format_names
 from floodwitness.ingest import IngestOptions, ingest
+from floodwitness.ingest.checks import require_parsed
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.render.files import blocklist_text, write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
@@ -58,12 +60,46 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int | None], None] | 
         yield update
 
 
-def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset()) -> None:
+@contextmanager
+def _stages(quiet: bool) -> Iterator[Callable[[str], None] | None]:
+    """A status line on stderr naming the analysis stage under way (timeline, incident i/n, report), only when
+    stderr is a terminal and not --quiet: the analysis calls it a few times per run, never per row."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with Console(stderr=True).status("analysing: timeline") as status:
+
+        def update(name: str) -> None:
+            status.update(f"analysing: {name}")
+
+        yield update
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 999.95 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _write(path: str, text: str, *, protect: frozenset[str] = frozenset(), what: str, quiet: bool) -> None:
+    """Write an output file (atomically; never over an input) and, unless ``quiet``, say so on stderr."""
+    write_atomic(path, text, protect=protect, what=what)
+    if not quiet:
+        click.echo(f"wrote {terminal_safe(path, None)} ({_size(os.path.getsize(path))})", err=True)
+
+
+def _write_json(target: str, data: Any, protect: frozenset[str] = frozenset(), *, quiet: bool = False,
+                what: str = "the JSON report") -> None:
     text = json_text(data)
     if target == "-":
         click.echo(text)
         return
-    write_atomic(target, text + "\n", protect=protect, what="the JSON report")
+    _write(target, text + "\n", protect=protect, what=what, quiet=quiet)
 
 
 def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,22 +118,22 @@ def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _check_format(fmt: str, log_formats: tuple[str, ...] = ()) -> None:
+    if fmt != "auto" and fmt not in FORMATS and fmt not in ALIASES and not log_formats:
+        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(format_names()))
+
+
 def _source(fmt: str, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
             trust_cdn: tuple[str, ...], **extra: Any) -> IngestOptions:
-    if fmt != "auto" and fmt not in FORMATS and not log_formats:
-        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    _check_format(fmt, log_formats)
     return IngestOptions(format=fmt, log_formats=log_formats,
                          trust_proxy=(*trust_proxy, *(f"cdn:{name}" for name in trust_cdn)), **extra)
 
 
-_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-
-
 def _memory_limit(value: str | None) -> str | None:
-    """``--memory-limit``, checked here so a typo is a clear error, not the engine's."""
-    if value is not None and not _SIZE.match(value):
-        raise UsageError(f"--memory-limit {value!r} is not a size",
-                         hint="Write e.g. --memory-limit 2GB (KB, MB, GB, TB, or KiB, MiB, GiB, TiB).")
+    """``--memory-limit``, checked before any work so a typo or a limit below the floor is a clear error."""
+    if value is not None:
+        memory_bytes(value)
     return value
 
 
@@ -106,8 +142,9 @@ def _resource_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--threads", type=click.IntRange(1), metavar="N",
                            help="Engine threads (DuckDB; default: one per core).")(command)
     return click.option("--memory-limit", metavar="SIZE",
-                        help="Most memory the engine may hold, e.g. 2GB (DuckDB; default 80%% of RAM); beyond it, "
-                             "it spills to a temporary folder instead.")(command)
+                        help="Most memory the engine may hold, e.g. 2GB (DuckDB; default 80% of RAM; at least "
+                             f"{MIN_MEMORY_LIMIT // 10**6}MB); beyond it, it spills to a temporary folder where it "
+                             "can.")(command)
 
 
 def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,7 +229,9 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
 
     Every line is accounted for: read = parsed + rejected, per file, with the reasons and sample lines.
-    Analyze the store later with `floodwitness analyze DIR` without parsing the logs again.
+    Analyze the store later with `floodwitness analyze DIR` without parsing the logs again. When no line
+    parses (a wrong --format, a file that is not an access log), the store and its accounting are still
+    written, and the command ends with an error saying why (exit 1).
     """
     options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
     runner = _open_engine(engine, spark_master, spark_conf, memory_limit, threads)
@@ -203,26 +242,35 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
         if runner is not None:
             runner.close()
     if json_out:
-        _write_json(json_out, ingest_summary(manifest, out))
+        _write_json(json_out, ingest_summary(manifest, out), quiet=quiet, what="the ingest summary")
     if not quiet and json_out != "-":
         print_ingest(_stdout(), manifest, out)
+    # The store is kept (its accounting says what was rejected and why), but a store of nothing is no success.
+    require_parsed(manifest)
 
 
 @main.command("formats")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def formats_command(as_json: bool) -> None:
     """List the log formats floodwitness reads, with an example line and the fields each provides."""
-    rows = [{"name": name, "description": fmt.description, "example": fmt.example,
-             "fields": sorted(fmt.provides)} for name, fmt in sorted(FORMATS.items())]
+    rows: list[dict[str, Any]] = [
+        {"name": name, "aliases": aliases_of(name), "description": fmt.description, "example": fmt.example,
+         "fields": sorted(fmt.provides)} for name, fmt in sorted(FORMATS.items())]
     if as_json:
         click.echo(json.dumps({"formats": rows, "schema": [
             {"name": name, "type": kind, "doc": doc} for name, kind, doc in column_doc_table()]}, indent=1))
         return
     console = _stdout()
+    width = max(40, console.width)
     for row in rows:
-        console.print(f"[bold]{row['name']}[/bold]  {row['description']}", highlight=False)
-        console.print(f"  example: {row['example']}", markup=False, highlight=False)
-        console.print(f"  fields:  {', '.join(row['fields'])}", markup=False)
+        also = f" (also: {', '.join(row['aliases'])})" if row["aliases"] else ""
+        head = textwrap.wrap(f"{row['name']}{also}  {row['description']}", width, subsequent_indent=" " * 4)
+        console.print(Text.assemble((row["name"], "bold"), head[0][len(row["name"]):], *(f"\n{t}" for t in head[1:])))
+        for label, value in (("example:", row["example"]), ("fields: ", ", ".join(row["fields"]))):
+            # wrapped lines continue under their text, not at the margin
+            lines = textwrap.wrap(value, width, initial_indent=f"  {label} ", subsequent_indent=" " * 11,
+                                  break_on_hyphens=False)
+            console.print("\n".join(lines), markup=False, highlight=False)
         console.print()
 
 
@@ -274,16 +322,16 @@ def _parse_range(value: str | None) -> tuple[datetime, datetime] | None:
 
 
 def _write_documents(report: dict[str, Any], html_out: str | None, markdown_out: str | None,
-                     protect: frozenset[str] = frozenset()) -> None:
+                     protect: frozenset[str] = frozenset(), *, quiet: bool = False) -> None:
     """The HTML and Markdown reports (`--html`, `--markdown`)."""
     if html_out:
         from floodwitness.render.html import render_html  # noqa: PLC0415 - loads the chart library
 
-        write_atomic(html_out, render_html(report), protect=protect, what="the HTML report")
+        _write(html_out, render_html(report), protect=protect, what="the HTML report", quiet=quiet)
     if markdown_out:
         from floodwitness.render.markdown import render_markdown  # noqa: PLC0415
 
-        write_atomic(markdown_out, render_markdown(report), protect=protect, what="the Markdown report")
+        _write(markdown_out, render_markdown(report), protect=protect, what="the Markdown report", quiet=quiet)
 
 
 def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str | None, since: str | None,
@@ -302,15 +350,16 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
     with _progress(quiet) as progress:
         data = open_dataset(logs, options=source, keep_store=keep_store, progress=progress, engine=engine)
     try:
-        report = analyze(data, options)
+        with _stages(quiet) as stage:
+            report = analyze(data, options, stage=stage)
     finally:
         data.close()
     inputs = frozenset(i["path"] for i in report["inputs"])
     if json_out:
-        _write_json(json_out, report, protect=inputs)
+        _write_json(json_out, report, protect=inputs, quiet=quiet)
     if blocklist_out:
-        write_atomic(blocklist_out, blocklist_text(report["mitigation"]), protect=inputs, what="the blocklist")
-    _write_documents(report, html_out, markdown_out, protect=inputs)
+        _write(blocklist_out, blocklist_text(report["mitigation"]), protect=inputs, what="the blocklist", quiet=quiet)
+    _write_documents(report, html_out, markdown_out, protect=inputs, quiet=quiet)
     if not quiet and json_out != "-":
         print_report(_stdout(), report)
     return report
@@ -373,12 +422,12 @@ def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: 
 @click.argument("report_json", metavar="REPORT.json", type=click.Path(dir_okay=False))
 @click.option("--html", "html_out", metavar="FILE", help="Write the self-contained HTML report.")
 @click.option("--markdown", "markdown_out", metavar="FILE", help="Write the Markdown report (- for stdout).")
-def report_command(report_json: str, html_out: str | None, markdown_out: str | None) -> None:
-    """Render a saved JSON report (from `analyze --json`) as HTML or Markdown, without the logs."""
+@click.option("--quiet", "-q", is_flag=True, help="Do not confirm the files written on stderr.")
+def report_command(report_json: str, html_out: str | None, markdown_out: str | None, quiet: bool) -> None:
+    """Render a saved JSON report (from `analyze --json`) as HTML or Markdown, without the logs; with neither
+    option, print it as `analyze` does on the terminal."""
     from floodwitness.render.report_view import check_report  # noqa: PLC0415
 
-    if not html_out and not markdown_out:
-        raise UsageError("nothing to write", hint="Give --html FILE and/or --markdown FILE.")
     try:
         report = check_report(json.loads(Path(report_json).read_text(encoding="utf-8")))
     except OSError as exc:
@@ -388,12 +437,17 @@ def report_command(report_json: str, html_out: str | None, markdown_out: str | N
         raise UsageError(f"{report_json} is not JSON: {exc}",
                          hint="Give the file written by `floodwitness analyze LOGS --json FILE`.") from None
     try:
+        if not html_out and not markdown_out:
+            from floodwitness.render.terminal import print_report  # noqa: PLC0415
+
+            print_report(_stdout(), report)
+            return
         if markdown_out == "-":
             from floodwitness.render.markdown import render_markdown  # noqa: PLC0415
 
             click.echo(render_markdown(report), nl=False)
             markdown_out = None
-        _write_documents(report, html_out, markdown_out, protect=frozenset({report_json}))
+        _write_documents(report, html_out, markdown_out, protect=frozenset({report_json}), quiet=quiet)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{report_json}: a field is missing or malformed ({type(exc).__name__}: {exc})",
                          hint="Write it again with `floodwitness analyze LOGS --json FILE`.") from None
@@ -416,12 +470,13 @@ def _mitigation_source(inputs: list[str], allow: tuple[str, ...], fmt: str, quie
     from floodwitness.mitigation import BlocklistPolicy  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
-    if fmt != "auto" and fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(sorted(FORMATS)))
+    _check_format(fmt)
     with _progress(quiet) as progress:
         data = open_dataset(inputs, options=IngestOptions(format=fmt), progress=progress)
     try:
-        report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow), rate_limits=True))
+        with _stages(quiet) as stage:
+            report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow), rate_limits=True),
+                             stage=stage)
     finally:
         data.close()
     return report.get("mitigation") or {}, frozenset(i["path"] for i in report["inputs"])
@@ -479,7 +534,7 @@ def mitigate_command(inputs: tuple[str, ...], target: str, out: str, allow: tupl
     if out == "-":
         click.echo(text, nl=False)
     else:
-        write_atomic(out, text, protect=inputs_used, what=f"the {target} rules")
+        _write(out, text, protect=inputs_used, what=f"the {target} rules", quiet=quiet)
 
 
 @main.command("demo")
@@ -518,8 +573,9 @@ def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | Non
 @click.option("--replay", is_flag=True, help="Read finished logs to their end as if live, as fast as possible, "
               "with the logs' own timestamps as the clock.")
 @click.option("--from-start", is_flag=True, help="Live: read existing files from their first line, not their end.")
-@click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", *sorted(FORMATS)]), help="Log format (auto-detected per file).")
+@click.option("--format", "fmt", default="auto", show_default=True, metavar="NAME",
+              type=click.Choice(["auto", *format_names()]),
+              help="Log format: auto to detect it per file, or a name from `floodwitness formats`.")
 @click.option("--idle-exit", type=float, metavar="SECONDS", help="Live: stop after SECONDS without a new line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr at the end.")
 @_resource_options

@@ -42,3 +42,7 @@ class StoreError(FloodwitnessError):
 
 class UsageError(FloodwitnessError):
     """Arguments that do not fit together (a bad time range, an unknown option value)."""
+
+
+class ResourceError(FloodwitnessError):
+    """The engine ran out of a resource it was allowed (memory under --memory-limit)."""

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from floodwitness.engine import Engine
-from floodwitness.errors import StoreError
+from floodwitness.errors import StoreError, UsageError
 from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
+from floodwitness.ingest.checks import require_parsed
 from floodwitness.ingest.store import REQUESTS, is_store
 
 if TYPE_CHECKING:
@@ -71,12 +72,22 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
                  keep_store: str | None = None, progress: Progress | None = None) -> Dataset:
     """A store (one folder with a manifest) is opened as it is; anything else is ingested first, into
     ``keep_store`` when given (so the evidence queries can be rerun), else into a temporary folder."""
+    stores = [spec for spec in specs if is_store(spec)]
+    if stores and len(specs) > 1:  # before any work (and before an engine is opened)
+        both = "both stores" if len(stores) == len(specs) == 2 else None
+        what = (f"{stores[0]} and {stores[1]} are {both}" if both else
+                f"{', '.join(stores)} {'is a store' if len(stores) == 1 else 'are stores'} among {len(specs)} inputs")
+        raise UsageError(f"analyze reads one store, or log files; not a mix: {what}",
+                         hint="Analyse a store alone (`floodwitness analyze STORE`), or give only log files; to "
+                              "analyse logs together, ingest them into one store (`floodwitness ingest LOGS --out "
+                              "DIR`).")
     engine = engine or Engine()
     if len(specs) == 1 and is_store(specs[0]):
         store = open_store(specs[0])
         if not store.parts:
             raise StoreError("the store holds no parsed data", path=specs[0],
                              hint="Ingest log files into it first with `floodwitness ingest`.")
+        require_parsed(store.manifest, stored=True)
         return Dataset(engine, store.manifest, store.root, temporary=False, _parts=store.parts)
     if keep_store is not None:
         root, temporary = Path(keep_store), False
@@ -90,9 +101,10 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
             shutil.rmtree(root.parent, ignore_errors=True)
         raise
     parts = [str(root / REQUESTS / p) for i in manifest.inputs for p in i.parts]
-    if not parts:
+    try:
+        require_parsed(manifest)  # nothing parsed: say what was rejected and why, not a verdict on nothing
+    except BaseException:
         if temporary:
             shutil.rmtree(root.parent, ignore_errors=True)
-        raise StoreError("no line of the input could be parsed", path=specs[0],
-                         hint="Check the format with `floodwitness ingest LOGS --out DIR` and its rejection samples.")
+        raise
     return Dataset(engine, manifest, root, temporary=temporary, _parts=parts)

@@ -21,18 +21,32 @@ if TYPE_CHECKING:
 FORMATS: dict[str, LogFormat] = {fmt.name: fmt for fmt in (*TEMPLATES, NginxJsonFormat(), *PROXY_FORMATS, IIS,
                                                             CLOUDFRONT)}
 
+#: Other names of built-in formats, the ones users know them by: the default access log of nginx and of Apache
+#: (``log_format combined``, ``LogFormat ... combined``) is the combined format.
+ALIASES: dict[str, str] = {"nginx": "combined", "apache": "combined"}
+
+
+def format_names() -> list[str]:
+    """Every name ``--format`` takes besides auto: the built-in formats and their aliases, sorted."""
+    return sorted({*FORMATS, *ALIASES})
+
+
+def aliases_of(name: str) -> list[str]:
+    """The other names of the built-in format ``name``."""
+    return sorted(alias for alias, target in ALIASES.items() if target == name)
+
 
 def get_format(name: str, own: Sequence[LogFormat] = ()) -> LogFormat:
-    """The format called ``name``: one of the user's own (``own``) or a built-in."""
+    """The format called ``name`` (or one of its :data:`ALIASES`): one of the user's own (``own``) or a built-in."""
     for fmt in own:
         if fmt.name == name:
             return fmt
     try:
-        return FORMATS[name]
+        return FORMATS[ALIASES.get(name, name)]
     except KeyError:
-        names = sorted({*FORMATS, *(fmt.name for fmt in own)})
+        names = sorted({*format_names(), *(fmt.name for fmt in own)})
         raise FormatError(f"unknown format {name!r}",
                           hint="Choose one of: auto, " + ", ".join(names) + " (see `floodwitness formats`).") from None
 
 
-__all__ = ["FORMATS", "LogFormat", "get_format"]
+__all__ = ["ALIASES", "FORMATS", "LogFormat", "aliases_of", "format_names", "get_format"]

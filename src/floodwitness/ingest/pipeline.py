@@ -26,7 +26,7 @@ import ibis
 import pyarrow as pa
 import sqlglot
 
-from floodwitness.engine import Engine
+from floodwitness.engine import Engine, is_out_of_memory, memory_guard, out_of_memory
 from floodwitness.errors import FloodwitnessError, FormatError, StoreError, UsageError
 from floodwitness.formats import LogFormat, get_format
 from floodwitness.formats.clientip import TrustedProxies, with_trusted_proxies
@@ -88,6 +88,7 @@ class InternalError(FloodwitnessError):
     """A broken invariant inside floodwitness (a bug): never expected, always reported."""
 
 
+@memory_guard
 def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None = None,
            engine: Engine | None = None, progress: Progress | None = None, overwrite: bool = False) -> Manifest:
     """Ingest ``specs`` (files, globs, directories, ``-``) into a new store at ``out``."""
@@ -152,6 +153,10 @@ def _check_out(root: Path, overwrite: bool) -> None:
             raise StoreError("output exists and is not a directory", path=str(root),
                              hint="Choose a new folder for --out.")
         if any(root.iterdir()) and not (overwrite and (root / MANIFEST).is_file()):
+            if overwrite:  # a folder of anything else is never deleted
+                raise StoreError("output folder is not a floodwitness store (it has no manifest.json): --overwrite "
+                                 "replaces only a store", path=str(root),
+                                 hint="Choose a new folder for --out, or empty this one yourself.")
             raise StoreError("output folder is not empty", path=str(root),
                              hint="Choose a new folder, or pass --overwrite to replace an existing store.")
 
@@ -354,6 +359,8 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
     except FloodwitnessError:
         raise
     except Exception as exc:  # an engine failure is a bug: report it naming the file, not a traceback
+        if is_out_of_memory(exc):  # ... except running out of the memory it was allowed
+            raise out_of_memory(exc) from None
         raise InternalError(f"parsing failed: {exc}", path=source.path,
                             hint="This is a bug in floodwitness; please report it with the file.") from exc
     return parts

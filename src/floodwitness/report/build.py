@@ -63,7 +63,10 @@ from floodwitness.detectors import FINDING_KINDS, Context, Finding, detectors_fo
 from floodwitness.detectors.base import INHUMAN_PER_MINUTE
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
+from floodwitness.engine import memory_guard
 from floodwitness.enrich import Enricher
+from floodwitness.errors import UsageError
+from floodwitness.ingest.checks import no_requests_between
 from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
@@ -76,6 +79,8 @@ from floodwitness.verdict import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import ibis.expr.types as ir
 
     from floodwitness.analysis.dataset import Dataset
@@ -109,6 +114,11 @@ class AnalyzeOptions:
     asn: str | None = None           # an ASN .mmdb (else the bundled database, AS names only)
     enrich: bool = True              # AS and country levels of the audience model
     fingerprints: tuple[str, ...] = ()  # rule files added to the bundled fingerprints
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise UsageError("--since is not before --until: the time window is empty",
+                             hint="Give --since an earlier time than --until (ISO 8601; UTC if no offset).")
 
 
 @dataclass
@@ -233,12 +243,19 @@ def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Pr
     return given_history(data, *options.baseline, options.history, data.has_values("request_time"))
 
 
-def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, Any]:
-    """Analyse ``data`` and return the report dictionary."""
+@memory_guard
+def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
+            stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Analyse ``data`` and return the report dictionary. ``stage``, when given, is told each stage's name as it
+    starts (timeline, incident i/n, report): a progress display's hook, called a few times per run."""
     options = options or AnalyzeOptions()
+    stage = stage or (lambda _name: None)
+    stage("timeline")
     history, prior = _history(data, options)
     user_since = options.since
     minutes = minute_table(data, options.since, options.until)
+    if minutes.num_rows == 0:  # a verdict on no request would be dated 1970 and mean nothing
+        raise no_requests_between(options.since, options.until, data.manifest)
     span: Span | None = None
     if options.since is None and options.until is None:
         span = auto_span(data, minutes)
@@ -266,15 +283,20 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None) -> dict[str, A
         shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
                          else _NOBODY, enricher, rules)
         if not history.sufficient:
+            stage("incident 1/1")
             results = _without_history(data, tl, base, shared) if tl.minutes else []
         else:
-            results = [_incident(data, tl, base, w, i, baseline_ranges, options, shared)
-                       for i, w in enumerate(windows[: options.max_incidents])]
+            chosen = windows[: options.max_incidents]
+            results = []
+            for i, w in enumerate(chosen):
+                stage(f"incident {i + 1}/{len(chosen)}")
+                results.append(_incident(data, tl, base, w, i, baseline_ranges, options, shared))
             if history.clients is None and windows:
                 history = replace(history, clients=shared.baseline_clients.num_rows)
     finally:
         if enricher is not None:
             enricher.close()
+    stage("report")
     return _report(data, options, tl, base, history, span, rules, shared, results)
 
 
