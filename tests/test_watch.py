@@ -317,6 +317,10 @@ def test_a_missing_log_fails_a_replay_as_in_analyze_and_is_waited_for_live(tmp_p
         assert f"Error: {spec}: {message}" in replayed.output
         assert f"Error: {spec}: {message}" in analyzed.output
         assert "watched" not in replayed.output
+        assert not (tmp_path / "a.ndjson").exists()  # no empty alerts file left behind by a failed run
+    unwritable = CliRunner().invoke(main, ["watch", spec, "--replay", "--alerts", str(tmp_path / "no" / "a.ndjson")])
+    assert unwritable.exit_code == 1
+    assert f"Error: cannot open --alerts {tmp_path / 'no' / 'a.ndjson'}: no such folder" in unwritable.output
     followed = CliRunner().invoke(main, ["watch", str(missing), "--idle-exit", "0.2"])
     assert followed.exit_code == 0, followed.output
     assert f"{missing}: matches no file yet; waiting for it to appear (like tail -F)" in followed.output

@@ -22,7 +22,9 @@ QUEUE_SIZE = 1000
 
 
 class NdjsonSink:
-    """Appends one JSON document per line, flushed at once (``-``: stdout)."""
+    """Appends one JSON document per line, flushed at once (``-``: stdout). The file is opened (and created) at the
+    first event: a run that fails before any (a replay of a missing log) leaves no empty alerts file behind; that
+    it can be written is checked at once."""
 
     def __init__(self, target: str, *, protect: frozenset[str] = frozenset()) -> None:
         import os  # noqa: PLC0415
@@ -30,18 +32,30 @@ class NdjsonSink:
         if target != "-" and os.path.realpath(target) in {os.path.realpath(p) for p in protect}:
             raise UsageError(f"--alerts {target} is one of the watched logs",
                              hint="Write alerts to another file (or - for stdout).")
+        self._target = target
         self._own = target != "-"
-        try:
-            self._fh: IO[str] = open(target, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"cannot open --alerts {target}: {exc.strerror}", hint="Choose a writable file.") from exc
+        self._fh: IO[str] | None = None if self._own else sys.stdout
+        folder = os.path.dirname(os.path.abspath(target))
+        if self._own:
+            reason = ("is a folder" if os.path.isdir(target) else
+                      "no such folder" if not os.path.isdir(folder) else
+                      "permission denied" if not os.access(target if os.path.exists(target) else folder, os.W_OK)
+                      else None)
+            if reason is not None:
+                raise UsageError(f"cannot open --alerts {target}: {reason}", hint="Choose a writable file.")
 
     def send(self, event: dict[str, Any]) -> None:
+        if self._fh is None:
+            try:
+                self._fh = open(self._target, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise UsageError(f"cannot open --alerts {self._target}: {exc.strerror}",
+                                 hint="Choose a writable file.") from exc
         self._fh.write(json.dumps(event, ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
-        if self._own:
+        if self._own and self._fh is not None:
             self._fh.close()
 
 
