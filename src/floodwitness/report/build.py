@@ -297,9 +297,12 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
 def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     def clean(a: np.ndarray) -> list[float | None]:
         return [None if not np.isfinite(x) else round(float(x), 4) for x in a]
+
+    def counts(name: str, a: np.ndarray) -> list[int | None]:  # null in every minute when the log has no such field
+        return [None] * len(a) if name in tl.not_logged else [int(x) for x in a]
     return {"start": _iso(tl.start), "step_seconds": 60, "requests": [int(x) for x in tl.requests],
-            "clients": [int(x) for x in tl.clients], "status_4xx": [int(x) for x in tl.status_4xx],
-            "status_5xx": [int(x) for x in tl.status_5xx], "bytes": [int(x) for x in tl.bytes],
+            "clients": [int(x) for x in tl.clients], "status_4xx": counts("status_4xx", tl.status_4xx),
+            "status_5xx": counts("status_5xx", tl.status_5xx), "bytes": counts("bytes", tl.bytes),
             "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
             "baseline_requests": [round(float(x), 1) for x in base.level],
             "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges]}
