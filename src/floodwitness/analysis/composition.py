@@ -144,7 +144,9 @@ def _behaviour(data: Dataset, t: Any, sums: dict[str, int] | None = None) -> Beh
     else:
         row = sums | e.to_pyarrow(t.aggregate(dq=t.query.nunique())).to_pylist()[0]
     n = int(row["n"] or 0)
-    top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by([ibis.desc("c"), "path"]).limit(1))
+    logged = t.filter(t.path.notnull())  # a log without paths has no top path (not a top path "None")
+    top = e.to_pyarrow(logged.group_by("path").aggregate(c=logged.count()).order_by([ibis.desc("c"), "path"])
+                       .limit(1))
     top = top.to_pylist()
     div = max(n, 1)
     return Behaviour(
@@ -261,6 +263,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net),
                      browsed_before=per.client_ip.isin(_browsing(t, window[0]).client_ip))
     table = e.to_pyarrow(per)
+    # a log without statuses has null sums of errors: none known, as in the timeline (every column a count)
+    table = table.set_column(table.schema.get_field_index("errors"), "errors", pc.fill_null(table.column("errors"), 0))
 
     n = table.column("requests").to_numpy(zero_copy_only=False).astype(float)
     is_known = table.column("known").to_numpy(zero_copy_only=False).astype(bool)

@@ -205,8 +205,9 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
     out.append(Finding(
         _fid(ctx, "bots"), "bot_behaviour",
         f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}) and "
-        f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)}); "
-        f"top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests",
+        f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)})"
+        + (f"; top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests"
+           if nb.top_path is not None else ""),
         ctx.window, {"asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
                      "referer_share": round(nb.referer_share, 3), "top_path": nb.top_path,
                      "top_path_share": round(nb.top_path_share, 3)},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView
+from floodwitness.render.report_view import CLUSTER_KINDS, ERRORS_NOT_LOGGED, Item, ReportView
 from floodwitness.render.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -125,6 +125,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     impact = report.get("impact") or {}
     if impact:
         out += ["## Impact on legitimate users", "",
+                f"{_n(impact['known_clients_active'])} known clients active; {ERRORS_NOT_LOGGED}."
+                if impact.get("error_share") is None else
                 f"{_n(impact['known_clients_with_errors'])} of {_n(impact['known_clients_active'])} known clients got "
                 f"server errors; {impact['error_share']:.1%} of requests in the incident failed.", ""]
     out += _blocklist(view, report.get("mitigation") or {})

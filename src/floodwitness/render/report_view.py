@@ -20,6 +20,9 @@ REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "tim
 CLUSTER_KINDS = ("new_networks", "concentrated_sources", "bot_behaviour", "cache_busting", "tool_fingerprint")
 IMPACT_KINDS = ("legitimate_impact", "server_errors", "errors_without_surge", "known_clients_surge")
 
+#: The impact's errors when the logs have no status field (the report's ``impact.not_logged``).
+ERRORS_NOT_LOGGED = "server errors not known: the logs have no response status"
+
 _CITATION = re.compile(r"\s*\[([A-Za-z0-9_.:-]+)\]\s*$")
 
 

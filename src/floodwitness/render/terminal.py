@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from floodwitness.render.report_view import span_warning
+from floodwitness.render.report_view import ERRORS_NOT_LOGGED, span_warning
 from floodwitness.render.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -115,8 +115,11 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if impact:
         console.print()
         _line(console, "Impact", "bold")
-        _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known clients "
-                       f"got server errors; {impact['error_share']:.0%} of requests in the incident failed")
+        if impact.get("error_share") is None:
+            _line(console, f"  {impact['known_clients_active']:,} known clients active; {ERRORS_NOT_LOGGED}")
+        else:
+            _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known "
+                           f"clients got server errors; {impact['error_share']:.0%} of requests in the incident failed")
     mit = report.get("mitigation") or {}
     console.print()
     _line(console, "Blocklist", "bold")

@@ -223,7 +223,7 @@ def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
             report["targets"] = _targets(data, main)
-            report["impact"] = _impact(main)
+            report["impact"] = _impact(main, status_logged=data.has_values("status"))
             report["mitigation"] = _mitigation(data, main, baseline_ranges, options,
                                                None if blocklist is None else blocklist.result(), attackers, known)
         else:
@@ -370,10 +370,16 @@ def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
     return {"top_paths": paths, "vectors": vectors}
 
 
-def _impact(r: IncidentResult) -> dict[str, Any]:
+def _impact(r: IncidentResult, *, status_logged: bool = True) -> dict[str, Any]:
+    """What the incident did to the site's users; the errors are unknown (null, and ``status`` in
+    ``not_logged``) when the log has no status field, never 0 as if measured."""
     c = r.composition
+    if not status_logged:
+        return {"known_clients_active": c.known_clients_active, "known_clients_with_errors": None,
+                "error_share": None, "not_logged": ["status"]}
     return {"known_clients_active": c.known_clients_active, "known_clients_with_errors": c.known_clients_with_errors,
-            "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4)}
+            "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4),
+            "not_logged": []}
 
 
 def _attackers(r: IncidentResult) -> dict[str, int]:
