@@ -58,6 +58,8 @@ def md_block(value: Any, language: str = "", limit: int | None = 4000) -> str:
 
 
 def _n(value: Any) -> str:
+    if value is None:
+        return "\u2013"  # en dash: not known (a count the log has no field for)
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
