@@ -163,3 +163,41 @@ def test_report_without_a_field(simulated: dict[str, Path], tmp_path: Path, kind
     assert ("tool_fingerprint" in kinds) == ("user_agent" not in absent)  # Mirai's agents: nothing else tells
     if "path" in absent:
         assert all(p["path"] is None for p in report["targets"]["top_paths"])
+
+
+def test_nginx_format_without_bytes(simulated: dict[str, Path], tmp_path: Path) -> None:
+    """The format of the issue, a combined log cut after the status: a DDoS, with sizes null, not 0."""
+    log = tmp_path / "access.log"
+    with simulated["mirai"].open(encoding="utf-8") as fh:
+        log.write_text("".join(m.group(0) + "\n" for m in map(_CUT_AFTER_STATUS.match, fh) if m), encoding="utf-8")
+    out = tmp_path / "report.json"
+    terminal = _invoke(["analyze", str(log), "--log-format",
+                        'nginx:$remote_addr - $remote_user [$time_local] "$request" $status', "--json", str(out)])
+    _clean(terminal, "terminal")
+    report = _strict(out.read_text(encoding="utf-8"))
+    assert report["inputs"][0]["lines_rejected"] == 0
+    assert report["verdict"]["kind"] == "ddos"
+    assert set(report["timeline"]["bytes"]) == {None}
+    assert set(report["timeline"]["p95_request_time"]) == {None}
+    assert report["impact"]["error_share"] > 0
+
+
+_CUT_AFTER_STATUS = re.compile(r'^\S+ - \S+ \[[^\]]+\] "[^"]*" \d{3}')
+
+
+def test_real_iis_log_without_sizes(realdata: Path, tmp_path: Path) -> None:
+    """The real IIS 8.5 log of the issue (its 25 headers have no sc-bytes): 28 requests over 22 hours (Nmap's
+    scripting engine once, a probe's ten 404s, Googlebot, a few 304s) between 100 header lines. No incident,
+    nothing flagged, no alert; sizes null in every minute, the request times and statuses read."""
+    log = realdata / "iis-w3c" / "test_data_u_ex160110.log"
+    report, alerts = _chain(log, tmp_path)
+    (inp,) = report["inputs"]
+    assert (inp["format"], inp["lines_read"], inp["lines_parsed"]) == ("iis_w3c", 128, 28)
+    assert inp["rejected_by_reason"] == {"comment": 100}
+    assert report["verdict"]["kind"] == "no_incident"
+    assert report["incidents"] == [] and report["sources"]["flagged"] == []
+    tl = report["timeline"]
+    assert set(tl["bytes"]) == {None}
+    assert sum(tl["requests"]) == 28 and sum(tl["status_4xx"]) == 11 and sum(tl["status_5xx"]) == 0
+    assert sum(x is not None for x in tl["p95_request_time"]) > 0
+    assert not [a for a in alerts if a["type"] == "alert"]
