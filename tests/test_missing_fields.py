@@ -130,10 +130,10 @@ CASES = [("mirai", "none"), *(("mirai", f) for f in W3C_FIELDS), ("mirai", "all 
 @pytest.mark.parametrize(("kind", "missing"), CASES)
 def test_report_without_a_field(simulated: dict[str, Path], tmp_path: Path, kind: str, missing: str) -> None:
     """No crash, no "nan"/"None" shown, strict JSON; null where a number needs the missing field. The flood is
-    still a DDoS and still alerts whatever field is missing, even with none but time and client: the verdict
-    rests on the surge and on the new networks it came from (client and time); the status only tells the impact,
-    the user agent the tool, the path and referer the bots' behaviour, and each finding that needs one is left
-    out, not guessed."""
+    still a DDoS, still blocked and still alerts whatever field is missing, even with none but time and client:
+    the verdict rests on the surge and on the new networks it came from (client and time); the status only tells
+    the impact, the user agent the tool, the path and referer the bots' behaviour, and each finding that needs
+    one is left out, not guessed."""
     keep = ALWAYS if missing == "all but time and client" else ALWAYS + tuple(f for f in W3C_FIELDS if f != missing)
     log = _rewrite(simulated[kind], tmp_path / "u_ex.log", keep)
     report, alerts = _chain(log, tmp_path)
@@ -159,10 +159,16 @@ def test_report_without_a_field(simulated: dict[str, Path], tmp_path: Path, kind
         assert all(p["errors"] is None for p in report["targets"]["top_paths"])
     else:
         assert impact["error_share"] > 0 and impact["not_logged"] == []
-    kinds = {f["kind"] for f in report["findings"]}
-    assert ("tool_fingerprint" in kinds) == ("user_agent" not in absent)  # Mirai's agents: nothing else tells
+    findings = {f["kind"]: f for f in report["findings"]}
+    assert ("tool_fingerprint" in findings) == ("user_agent" not in absent)  # Mirai's agents: nothing else tells
+    # the bots are told by their assets (paths); without referers the claim says so, with no share of 0%
+    assert ("bot_behaviour" in findings) == ("path" not in absent)
+    assert "familiar_crowd" not in findings
     if "path" in absent:
         assert all(p["path"] is None for p in report["targets"]["top_paths"])
+    if "bot_behaviour" in findings and "referer" in absent:
+        bots = findings["bot_behaviour"]
+        assert "no referer in the logs" in bots["claim"] and bots["metrics"]["referer_share"] is None
 
 
 def test_nginx_format_without_bytes(simulated: dict[str, Path], tmp_path: Path) -> None:
