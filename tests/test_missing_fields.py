@@ -20,6 +20,8 @@ from click.testing import CliRunner
 from floodwitness.cli import main
 from floodwitness.simulate import simulate
 
+from .conftest import run_ingest
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -207,3 +209,17 @@ def test_real_iis_log_without_sizes(realdata: Path, tmp_path: Path) -> None:
     assert sum(tl["requests"]) == 28 and sum(tl["status_4xx"]) == 11 and sum(tl["status_5xx"]) == 0
     assert sum(x is not None for x in tl["p95_request_time"]) > 0
     assert not [a for a in alerts if a["type"] == "alert"]
+
+
+def test_w3c_header_without_status(tmp_path: Path) -> None:
+    """A W3C header without sc-status: its requests have an unknown status (were all rejected as bad_status);
+    under a header with it, a status that is not one still rejects the line."""
+    log = tmp_path / "u_ex.log"
+    log.write_text("#Fields: date time c-ip cs-method cs-uri-stem\n"
+                   "2016-01-10 00:07:26 188.68.224.62 GET /a\n"
+                   "#Fields: date time c-ip cs-method cs-uri-stem sc-status\n"
+                   "2016-01-10 00:07:27 188.68.224.62 GET /b 404\n"
+                   "2016-01-10 00:07:28 188.68.224.62 GET /c x\n", encoding="utf-8")
+    _, table = run_ingest([str(log)], tmp_path / "store", format="iis_w3c")
+    rows = [(r["path"], r["status"], r["reject_reason"]) for r in table.to_pylist() if r["reject_reason"] != "comment"]
+    assert rows == [("/a", None, None), ("/b", 404, None), (None, None, "bad_status")]

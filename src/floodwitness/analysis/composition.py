@@ -65,8 +65,6 @@ def is_asset(t: Any) -> Any:
     return ibis.ifelse(t.path.contains("."), t.path.lower().re_search(ASSET_PATTERN), False)
 
 
-
-
 @dataclass(frozen=True)
 class Behaviour:
     """How a set of requests looks (shares of its requests)."""
