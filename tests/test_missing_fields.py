@@ -100,11 +100,12 @@ def _clean_html(text: str, what: str) -> None:
     _clean(re.sub(r"<(script|style)\b.*?</\1>", "", text, flags=re.S), what)
 
 
-def _chain(log: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every command on ``log``; returns the JSON report and the watch alerts."""
+def _chain(log: Path, out: Path, *, rate_limits: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every command on ``log``; returns the JSON report and the watch alerts. ``rate_limits``: also propose
+    and replay them (a few seconds more)."""
     report_json, html, md = out / "report.json", out / "report.html", out / "report.md"
     terminal = _invoke(["analyze", str(log), "--json", str(report_json), "--html", str(html),
-                        "--markdown", str(md)])
+                        "--markdown", str(md), *(["--rate-limits"] if rate_limits else [])])
     _clean(terminal, "terminal")
     report = _strict(report_json.read_text(encoding="utf-8"))
     _clean_html(html.read_text(encoding="utf-8"), "analyze --html")
@@ -113,7 +114,7 @@ def _chain(log: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     _invoke(["report", str(report_json), "--html", str(again_html), "--markdown", str(again_md)])
     _clean_html(again_html.read_text(encoding="utf-8"), "report --html")
     _clean(again_md.read_text(encoding="utf-8"), "report --markdown")
-    for target in ("nginx", "csv"):
+    for target in ("nginx", "csv", *(["nginx-ratelimit"] if rate_limits else [])):
         _clean(_invoke(["mitigate", str(report_json), "--to", target]), f"mitigate --to {target}")
     alerts_path = out / "alerts.ndjson"
     _invoke(["watch", str(log), "--replay", "--alerts", str(alerts_path), "-q"])
@@ -138,7 +139,9 @@ def test_report_without_a_field(simulated: dict[str, Path], tmp_path: Path, kind
     one is left out, not guessed."""
     keep = ALWAYS if missing == "all but time and client" else ALWAYS + tuple(f for f in W3C_FIELDS if f != missing)
     log = _rewrite(simulated[kind], tmp_path / "u_ex.log", keep)
-    report, alerts = _chain(log, tmp_path)
+    # the rate limits' replay (per client and path, retries left out by status) without paths, without statuses
+    limits = kind == "mirai" and missing in ("sc-status", "cs-uri-stem")
+    report, alerts = _chain(log, tmp_path, rate_limits=limits)
     absent = {W3C_FIELDS[f] for f in W3C_FIELDS if f not in keep}
 
     assert report["inputs"][0]["format"] == "iis_w3c"
@@ -153,9 +156,13 @@ def test_report_without_a_field(simulated: dict[str, Path], tmp_path: Path, kind
         return
     assert report["verdict"]["kind"] == "ddos", report["verdict"]
     assert report["mitigation"]["blocklist"]
+    assert ("rate_limits" in report["mitigation"]) == limits
     assert [a for a in alerts if a["type"] == "alert"]
     impact = report["impact"]
+    reasons = [text for h in report["verdict"]["hypotheses"] for text in h["for"] + h["against"]]
+    assert any("errors are not known" in text for text in reasons) == ("status" in absent)
     if "status" in absent:
+        assert not [text for text in reasons if "coincides" in text or "no server errors beyond" in text]
         assert impact["error_share"] is None and impact["known_clients_with_errors"] is None
         assert impact["not_logged"] == ["status"]
         assert all(p["errors"] is None for p in report["targets"]["top_paths"])
