@@ -105,6 +105,10 @@ class Composition:
     clients_table: pa.Table = field(repr=False)  # one row per client of the window
     #: new clients of the window that loaded a page with its assets in the minutes before it began
     browsing_before: int = 0
+    #: Fields the behaviour is judged by ("path" for assets, "referer") that neither the baseline's requests nor
+    #: the new clients' have: their shares are 0 for everyone, not measured, so nothing may be judged by them (a
+    #: client is not "without assets" when the log has no paths). See :func:`_not_logged`.
+    not_logged: frozenset[str] = frozenset()
 
     def heaviest(self, n: int, columns: list[str] | None = None) -> pa.Table:
         """The ``n`` clients with the most requests (ties by address) of :attr:`clients_table`."""
@@ -144,7 +148,9 @@ def _behaviour(data: Dataset, t: Any, sums: dict[str, int] | None = None) -> Beh
     else:
         row = sums | e.to_pyarrow(t.aggregate(dq=t.query.nunique())).to_pylist()[0]
     n = int(row["n"] or 0)
-    top = e.to_pyarrow(t.group_by("path").aggregate(c=t.count()).order_by([ibis.desc("c"), "path"]).limit(1))
+    logged = t.filter(t.path.notnull())  # a log without paths has no top path (not a top path "None")
+    top = e.to_pyarrow(logged.group_by("path").aggregate(c=logged.count()).order_by([ibis.desc("c"), "path"])
+                       .limit(1))
     top = top.to_pylist()
     div = max(n, 1)
     return Behaviour(
@@ -152,6 +158,18 @@ def _behaviour(data: Dataset, t: Any, sums: dict[str, int] | None = None) -> Beh
         query_share=(row["q"] or 0) / div, unique_query_share=(row["dq"] or 0) / max(row["q"] or 0, 1),
         error_share=(row["err"] or 0) / div, top_path=top[0]["path"] if top else None,
         top_path_share=(top[0]["c"] / div) if top else 0.0)
+
+
+def _not_logged(new: Behaviour, baseline: Behaviour) -> frozenset[str]:
+    """The behaviour fields no request of ``new`` or ``baseline`` had (no top path: no path at all): the log
+    does not have them, or, for referers, nobody sent one; either way no comparison by them. Read from the
+    behaviours already counted (the Parquet statistics cannot tell: a temporary store keeps none for strings)."""
+    out = set()
+    if new.top_path is None and baseline.top_path is None:
+        out.add("path")
+    if new.referer_share == 0 and baseline.referer_share == 0:
+        out.add("referer")
+    return frozenset(out)
 
 
 def _sums(table: pa.Table, rows: np.ndarray) -> dict[str, int]:
@@ -273,6 +291,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     per = per.mutate(known=per.base_requests.notnull(), known_net=per.net.isin(nets.net),
                      browsed_before=per.client_ip.isin(_browsing(t, window[0]).client_ip))
     table = e.to_pyarrow(per)
+    # a log without statuses has null sums of errors: none known, as in the timeline (every column a count)
+    table = table.set_column(table.schema.get_field_index("errors"), "errors", pc.fill_null(table.column("errors"), 0))
 
     n = table.column("requests").to_numpy(zero_copy_only=False).astype(float)
     is_known = table.column("known").to_numpy(zero_copy_only=False).astype(bool)
@@ -289,6 +309,7 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
     top10, sources_80 = concentration(n, excess)
     new_rows = in_ranges(t, [window])
     new_rows = new_rows.filter(~new_rows.client_ip.isin(known.client_ip))
+    new_b, base_b = _behaviour(data, new_rows, _sums(table, ~is_known)), _behaviour(data, base)
     return Composition(
         start=window[0], end=window[1], requests=int(requests), expected=expected, excess=excess,
         clients=len(n), new_clients=int((~is_known).sum()), new_requests=int(new_requests),
@@ -298,7 +319,8 @@ def compose(data: Dataset, window: tuple[datetime, datetime], baseline: list[tup
         new_network_excess_share=share(new_net_requests - net_churn * expected),
         known_excess_share=share(known_requests - (1 - churn) * expected),
         top10_excess_share=share(top10), sources_for_80pct=sources_80,
-        new_behaviour=_behaviour(data, new_rows, _sums(table, ~is_known)), baseline_behaviour=_behaviour(data, base),
+        new_behaviour=new_b, baseline_behaviour=base_b,
         known_clients_active=int(is_known.sum()), known_clients_with_errors=int((is_known & (errors > 0)).sum()),
         clients_table=table,
-        browsing_before=int((~is_known & table.column("browsed_before").to_numpy(zero_copy_only=False)).sum()))
+        browsing_before=int((~is_known & table.column("browsed_before").to_numpy(zero_copy_only=False)).sum()),
+        not_logged=_not_logged(new_b, base_b))

@@ -38,10 +38,13 @@ def suspects(comp: Composition) -> pa.Table:
     """Clients of the window that look like attackers: never seen before, and either from a network the
     audience never used, or behaving unlike a browser (several requests, no asset, no referer). Not those
     who loaded a page with its assets just before the incident (people browsing as it began, reloading the
-    pages that failed: a flood's bots do not fetch the images first)."""
+    pages that failed: a flood's bots do not fetch the images first). When the log has no paths or no referers,
+    the behaviour is not known: only the network makes a suspect."""
     t = comp.clients_table
     new = pc.and_(pc.invert(t.column("known")), pc.invert(t.column("browsed_before")))
     new_net = pc.invert(t.column("known_net"))
+    if comp.not_logged:  # no asset or referer to judge by: only the network tells
+        return t.filter(pc.and_(new, new_net))
     botlike = pc.and_(pc.and_(pc.equal(t.column("assets"), 0), pc.greater_equal(t.column("requests"), 3)),
                       pc.equal(t.column("referers"), 0))
     return t.filter(pc.and_(new, pc.or_(new_net, botlike)))

@@ -34,6 +34,9 @@ class Timeline:
     p50_time: np.ndarray  # request_time percentiles (NaN when the format has no request time)
     p95_time: np.ndarray
     has_request_time: bool
+    #: The series whose column no request of the timeline logged (``bytes`` of a log without a size,
+    #: ``status_4xx``...): zeros in the arrays, so the analysis can add them up; unknown, not zero, in a report.
+    not_logged: frozenset[str] = frozenset()
 
     @property
     def minutes(self) -> int:
@@ -49,14 +52,15 @@ class Timeline:
 def aligned(table: pa.Table, key: str, start: datetime, length: int, step: int, columns: list[str],
              fill: float = 0.0) -> dict[str, np.ndarray]:
     """Columns of ``table`` on a continuous axis of ``length`` steps from ``start``; ``key`` holds each row's
-    step since the epoch (``Engine.time_bucket``)."""
+    step since the epoch (``Engine.time_bucket``). A null value (a sum over a column no request of the step
+    logged: bytes, statuses) is ``fill`` too, never NaN: every series can be summed and cast to int."""
     out = {c: np.full(length, fill, dtype=float) for c in columns}
     if table.num_rows == 0:
         return out
     index = table.column(key).to_numpy(zero_copy_only=False).astype(np.int64) - bucket_of(start, step)
     keep = (index >= 0) & (index < length)
     for c in columns:
-        values = table.column(c).to_numpy(zero_copy_only=False).astype(float)
+        values = table.column(c).fill_null(fill).to_numpy(zero_copy_only=False).astype(float)
         out[c][index[keep]] = values[keep]
     return out
 
@@ -110,12 +114,14 @@ def timeline_of(table: pa.Table, has_rt: bool) -> Timeline:
     first = bucket_time(table.column("minute")[0].as_py(), MINUTE)
     last = bucket_time(table.column("minute")[table.num_rows - 1].as_py(), MINUTE)
     length = int((last - first).total_seconds() // MINUTE) + 1
-    counts = aligned(table, "minute", first, length, MINUTE,
-                      ["requests", "clients", "status_4xx", "status_5xx", "shed_503", "bytes"])
+    names = ["requests", "clients", "status_4xx", "status_5xx", "shed_503", "bytes"]
+    counts = aligned(table, "minute", first, length, MINUTE, names)
+    not_logged = frozenset(c for c in names if table.column(c).null_count == table.num_rows)
     times = (aligned(table, "minute", first, length, MINUTE, ["p50_time", "p95_time"], fill=np.nan)
              if has_rt else {"p50_time": np.full(length, np.nan), "p95_time": np.full(length, np.nan)})
     return Timeline(first, counts["requests"], counts["clients"], counts["status_4xx"], counts["status_5xx"],
-                    counts["shed_503"], counts["bytes"], times["p50_time"], times["p95_time"], has_rt)
+                    counts["shed_503"], counts["bytes"], times["p50_time"], times["p95_time"], has_rt,
+                    not_logged)
 
 
 def first_seen_per_minute(data: Dataset, tl: Timeline, since: datetime | None = None,

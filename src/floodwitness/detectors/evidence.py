@@ -41,13 +41,19 @@ def baseline_sql(ctx: Context) -> str:
 
 def render_line(row: dict[str, Any]) -> str:
     """A parsed row shown like a combined log line (what the evidence points at, field by field), cut to
-    RAW_SAMPLE_CHARS: a sample is there to be read; file and line point at the whole request."""
+    RAW_SAMPLE_CHARS: a sample is there to be read; file and line point at the whole request. A field the log
+    does not have is "-", as in a combined log (never "None")."""
     url = (row.get("path") or "") + (f"?{row['query']}" if row.get("query") is not None else "")
     request = " ".join(x for x in (row.get("method"), url, row.get("protocol")) if x)
     ts = row["ts"].strftime("%d/%b/%Y:%H:%M:%S +0000") if row.get("ts") else "-"
-    line = (f'{row.get("client_ip")} - - [{ts}] "{request}" {row.get("status")} {row.get("bytes")} '
+    status, size = (_dash(row.get(k)) for k in ("status", "bytes"))
+    line = (f'{row.get("client_ip")} - - [{ts}] "{request}" {status} {size} '
             f'"{row.get("referer") or "-"}" "{row.get("user_agent") or "-"}"')
     return line if len(line) <= RAW_SAMPLE_CHARS else line[:RAW_SAMPLE_CHARS - 1] + "\u2026"
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def samples(ctx: Context, predicate: Any, query: str, n: int = 3,

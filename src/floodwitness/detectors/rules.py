@@ -59,12 +59,16 @@ def known_clients_hold(c: Composition) -> bool:
 
 def familiar_crowd_holds(c: Composition) -> bool:
     nb, bb = c.new_behaviour, c.baseline_behaviour
+    if "path" in c.not_logged:  # "behaved like people" needs their asset requests
+        return False
     return c.excess > 0 and c.new_excess_share >= 0.4 and c.new_network_excess_share <= 0.4 and \
         nb.asset_share >= 0.6 * bb.asset_share
 
 
 def bot_behaviour_holds(c: Composition) -> bool:
     nb, bb = c.new_behaviour, c.baseline_behaviour
+    if "path" in c.not_logged:  # no asset share to judge by (it reads 0 for everyone)
+        return False
     return c.excess > 0 and nb.requests >= 0.2 * c.excess and nb.asset_share < 0.3 * max(bb.asset_share, 0.05)
 
 
@@ -185,10 +189,12 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
         _fid(ctx, "crowd"), "familiar_crowd",
         f"the new clients came mostly from the audience's usual networks ({_pct(1 - c.new_network_excess_share)} "
         f"of the excess) and behaved like people: {_pct(nb.asset_share)} asset requests (baseline "
-        f"{_pct(bb.asset_share)}), {_pct(nb.referer_share)} with a referer (baseline {_pct(bb.referer_share)})",
+        f"{_pct(bb.asset_share)})" + (" (no referer in the logs)" if "referer" in c.not_logged else
+                                      f", {_pct(nb.referer_share)} with a referer (baseline {_pct(bb.referer_share)})"),
         ctx.window, {"known_network_share": round(1 - c.new_network_excess_share, 3),
                      "asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
-                     "referer_share": round(nb.referer_share, 3), "baseline_referer_share": round(bb.referer_share, 3),
+                     "referer_share": None if "referer" in c.not_logged else round(nb.referer_share, 3),
+                     "baseline_referer_share": None if "referer" in c.not_logged else round(bb.referer_share, 3),
                      "client_rate_p50": round(new_p50, 2), "baseline_rate_p50": round(base_p50, 2)},
         confidence=0.8, evidence=samples(ctx, lambda t: t.referer.notnull(), query))]
 
@@ -202,17 +208,21 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
     out = []
     query = window_sql(ctx, select="path, count(*) AS n, count(*) FILTER (WHERE " + ASSET_SQL + ") AS assets",
                        group="1", order="2 DESC")
+    referer = (" (no referer in the logs)" if "referer" in c.not_logged else
+               f" and {_pct(nb.referer_share)} carried a referer"
+               + (f" (baseline {_pct(bb.referer_share)})" if ctx.has_history else ""))
     if ctx.has_history:
-        said = (f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}) and "
-                f"{_pct(nb.referer_share)} carried a referer (baseline {_pct(bb.referer_share)})")
+        said = f"the new clients requested {_pct(nb.asset_share)} assets (baseline {_pct(bb.asset_share)}){referer}"
     else:  # every client is "new" without a baseline: the shares are the window's own
-        said = (f"the clients requested {_pct(nb.asset_share)} assets and {_pct(nb.referer_share)} carried a "
-                "referer (no baseline to compare with: pages normally come with their images and scripts)")
+        said = (f"the clients requested {_pct(nb.asset_share)} assets{referer} (no baseline to compare with: pages "
+                "normally come with their images and scripts)")
     out.append(Finding(
         _fid(ctx, "bots"), "bot_behaviour",
-        f"{said}; top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests",
+        said + (f"; top target {nb.top_path!r} took {_pct(nb.top_path_share)} of their requests"
+                if nb.top_path is not None else ""),
         ctx.window, {"asset_share": round(nb.asset_share, 3), "baseline_asset_share": round(bb.asset_share, 3),
-                     "referer_share": round(nb.referer_share, 3), "top_path": nb.top_path,
+                     "referer_share": None if "referer" in c.not_logged else round(nb.referer_share, 3),
+                     "top_path": nb.top_path,
                      "top_path_share": round(nb.top_path_share, 3)},
         confidence=0.85, evidence=samples(ctx, lambda t: ~is_asset(t) & t.referer.isnull(), query)))
     if cache_busting_holds(c):

@@ -171,7 +171,9 @@ def finish(t: ir.Table, mismatch: str, provides: frozenset[str], *, fast: str | 
     (true where the line does not have the format's layout) and a column for each normalized value the
     format provides. Missing columns become typed nulls. The stripped text is column ``_t`` when the parse
     made one; otherwise it is computed here only for the lines that need it (rejected lines, lines off the
-    ``fast`` path), never for every line.
+    ``fast`` path), never for every line. A format whose lines say which fields they have (a W3C header) sets
+    a boolean ``_status_logged``: a line without a status field is then a request of unknown status, and only a
+    status field that does not read as one rejects the line (``bad_status``).
     """
     text = t._t if "_t" in t.columns else stripped(t.text)
     empty: ir.BooleanValue = ibis.ifelse(text.length() <= 64, text.strip() == "", False)
@@ -187,7 +189,8 @@ def finish(t: ir.Table, mismatch: str, provides: frozenset[str], *, fast: str | 
         (comment, "comment"),
         (t[mismatch], "format_mismatch"),
         (t.ts.isnull(), "bad_timestamp"),
-        *([(t.status.isnull(), "bad_status")] if "status" in provides and "status" in t.columns else []),
+        *([(t.status.isnull() & (t._status_logged if "_status_logged" in t.columns else True), "bad_status")]
+          if "status" in provides and "status" in t.columns else []),
         else_=ibis.null("string"),
     )
     t = t.mutate(reject_reason=reason)

@@ -125,6 +125,7 @@ class W3CFormat(LogFormat):
             _mismatch=(t._tok.length() != t._hf.length()) | (index["date"] < 0) | (index["time"] < 0)
             | (index["c-ip"] < 0),
             _when=value("date") + " " + value("time"),
+            _status_logged=index["sc-status"] >= 0,  # a header without sc-status: requests of unknown status
             path=CONVERTERS["text"](value("cs-uri-stem")),
             query=CONVERTERS["text"](value("cs-uri-query")),
             user_agent=CONVERTERS[text](value("cs(User-Agent)")),

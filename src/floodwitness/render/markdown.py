@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView, incident_line, listed_sources
+from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView, impact_line, incident_line, listed_sources
 from floodwitness.render.safe import terminal_safe
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ def md_block(value: Any, language: str = "", limit: int | None = 4000) -> str:
 
 
 def _n(value: Any) -> str:
+    if value is None:
+        return "\u2013"  # en dash: not known (a count the log has no field for)
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
@@ -162,11 +164,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                         _n(p["errors"])] for p in targets["top_paths"][:TOP_ROWS]])
     impact = report.get("impact") or {}
     if impact:
-        who = ("no baseline to say which clients were the site's own" if impact["known_clients_active"] is None else
-               f"{_n(impact['known_clients_with_errors'])} of {_n(impact['known_clients_active'])} known clients got "
-               "server errors")
-        out += ["## Impact on legitimate users", "",
-                f"{who}; {impact['error_share']:.1%} of requests in the incident failed.", ""]
+        out += ["## Impact on legitimate users", "", f"{md_text(impact_line(impact), line_start=False)}.", ""]
     out += _blocklist(view, report.get("mitigation") or {})
     out += ["## Evidence", ""]
     if view.store_note:

@@ -20,6 +20,22 @@ REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "tim
 CLUSTER_KINDS = ("new_networks", "concentrated_sources", "bot_behaviour", "cache_busting", "tool_fingerprint")
 IMPACT_KINDS = ("legitimate_impact", "server_errors", "errors_without_surge", "known_clients_surge")
 
+#: The impact's errors when the logs have no status field (the report's ``impact.not_logged``).
+ERRORS_NOT_LOGGED = "server errors not known: the logs have no response status"
+
+
+def impact_line(impact: dict[str, Any], share_digits: int = 1) -> str:
+    """The impact on the site's users in a sentence (plain text: each renderer escapes it): who got errors and
+    how many requests failed, or what the logs cannot say (no status field; no baseline to know the clients)."""
+    known = impact.get("known_clients_active")
+    if impact.get("error_share") is None:
+        who = "no baseline to know the site's clients" if known is None else f"{known:,} known clients active"
+        return f"{who}; {ERRORS_NOT_LOGGED}"
+    failed = f"{impact['error_share']:.{share_digits}%} of requests in the incident failed"
+    if known is None:
+        return f"{failed}; no baseline to say which of them were the site's known clients"
+    return f"{impact['known_clients_with_errors']:,} of {known:,} known clients got server errors; {failed}"
+
 _CITATION = re.compile(r"\s*\[([A-Za-z0-9_.:-]+)\]\s*$")
 
 
@@ -188,6 +204,10 @@ class ReportView:
     @property
     def history_warning(self) -> str | None:
         return history_warning(self.report)
+
+    @property
+    def impact_text(self) -> str:
+        return impact_line(self.report.get("impact") or {})
 
     @property
     def store_note(self) -> str | None:

@@ -13,6 +13,7 @@ from rich.text import Text
 from floodwitness.render.report_view import (
     attribution_caveat,
     history_warning,
+    impact_line,
     incident_line,
     listed_sources,
     span_warning,
@@ -128,12 +129,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if impact:
         console.print()
         _line(console, "Impact", "bold")
-        if impact["known_clients_active"] is None:
-            _line(console, f"  {impact['error_share']:.0%} of requests in the incident failed; no baseline to say "
-                           "which of them were the site's known clients")
-        else:
-            _line(console, f"  {impact['known_clients_with_errors']:,} of {impact['known_clients_active']:,} known "
-                           f"clients got server errors; {impact['error_share']:.0%} of requests in the incident failed")
+        _line(console, f"  {impact_line(impact, 0)}")
     mit = report.get("mitigation") or {}
     console.print()
     _line(console, "Blocklist", "bold")

@@ -191,7 +191,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                           "rules_scan": scan})
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
-                             known_share=comp.known_excess_share)
+                             known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
     second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
@@ -334,7 +334,7 @@ def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
             report["targets"] = _targets(data, main)
-            report["impact"] = _impact(main)
+            report["impact"] = _impact(main, status_logged=data.has_values("status"))
             report["mitigation"] = _mitigation(data, main, baseline_ranges, options,
                                                None if blocklist is None else blocklist.result(), attackers, known)
         else:
@@ -421,9 +421,12 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
 def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     def clean(a: np.ndarray) -> list[float | None]:
         return [None if not np.isfinite(x) else round(float(x), 4) for x in a]
+
+    def counts(name: str, a: np.ndarray) -> list[int | None]:  # null in every minute when the log has no such field
+        return [None] * len(a) if name in tl.not_logged else [int(x) for x in a]
     return {"start": _iso(tl.start), "step_seconds": 60, "requests": [int(x) for x in tl.requests],
-            "clients": [int(x) for x in tl.clients], "status_4xx": [int(x) for x in tl.status_4xx],
-            "status_5xx": [int(x) for x in tl.status_5xx], "bytes": [int(x) for x in tl.bytes],
+            "clients": [int(x) for x in tl.clients], "status_4xx": counts("status_4xx", tl.status_4xx),
+            "status_5xx": counts("status_5xx", tl.status_5xx), "bytes": counts("bytes", tl.bytes),
             "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
             "baseline_requests": [round(float(x), 1) for x in base.level],
             "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges]}
@@ -514,13 +517,19 @@ def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
     return {"top_paths": paths, "vectors": vectors}
 
 
-def _impact(r: IncidentResult) -> dict[str, Any]:
-    """Who the incident hurt: the known clients who got errors (unknown without history: null), the failed share."""
+def _impact(r: IncidentResult, *, status_logged: bool = True) -> dict[str, Any]:
+    """What the incident did to the site's users; the errors are unknown (null, and ``status`` in
+    ``not_logged``) when the log has no status field, never 0 as if measured; without history nobody is known,
+    so the known clients' counts are null too."""
     c = r.composition
     known = r.has_history
-    return {"known_clients_active": c.known_clients_active if known else None,
-            "known_clients_with_errors": c.known_clients_with_errors if known else None,
-            "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4)}
+    active = c.known_clients_active if known else None
+    if not status_logged:
+        return {"known_clients_active": active, "known_clients_with_errors": None, "error_share": None,
+                "not_logged": ["status"]}
+    return {"known_clients_active": active, "known_clients_with_errors": c.known_clients_with_errors if known else None,
+            "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4),
+            "not_logged": []}
 
 
 def _attackers(r: IncidentResult) -> dict[str, int]:

@@ -52,8 +52,15 @@ def _cite(f: Finding) -> str:
     return f"{f.claim} [{f.id}]"
 
 
-def judge_incident(findings: Sequence[Finding], *, new_network_share: float, known_share: float) -> IncidentVerdict:
-    """Score the hypotheses for one incident from its findings."""
+#: The reason given where the absence of server errors counts but the logs have no status.
+_NO_STATUS = "no server errors seen, but the logs have no response status: errors are not known"
+
+
+def judge_incident(findings: Sequence[Finding], *, new_network_share: float, known_share: float,
+                   errors_logged: bool = True) -> IncidentVerdict:
+    """Score the hypotheses for one incident from its findings. Without ``errors_logged`` (a log with no status)
+    the reasons that count on the absence of server errors say that errors were not logged (same scores: no
+    error finding could be made either way)."""
     attack, crowd, inside = Hypothesis("attack"), Hypothesis("flash_crowd"), Hypothesis("internal_failure")
     surge = _get(findings, "traffic_surge")
     newnets = _get(findings, "new_networks")
@@ -95,7 +102,8 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
         inside.add(2.0 + (1.0 if surge is None else 0.0), _cite(failure))
         crowd.add(-1.0, _cite(failure))
     elif surge is not None:
-        inside.add(-1.0, "every error minute coincides with the surge: the load explains the errors")
+        inside.add(-1.0, "every error minute coincides with the surge: the load explains the errors" if errors_logged
+                   else _NO_STATUS)
     if surge is None:
         attack.add(-2.0, "no traffic surge: nothing an attack would have sent")
         crowd.add(-3.0, "no traffic surge")
@@ -103,7 +111,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
         crowd.add(0.5, _cite(surge))
         attack.add(0.5, _cite(surge))
 
-    hypotheses = _final(attack, crowd, inside, few is not None, failure)
+    hypotheses = _final(attack, crowd, inside, few is not None, failure, errors_logged=errors_logged)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     best = ranked[0]
     # ddos / dos / mixed share the attack evidence: the winner is judged against the best hypothesis of
@@ -200,10 +208,10 @@ def _weigh_audience(audience: Finding | None, surge: bool, attack: Hypothesis, c
 
 
 def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool, failure: Finding | None, *,
-           unexplained: str = "no server errors beyond what the attack's load explains",
-           what: str = "the excess") -> list[Hypothesis]:
+           errors_logged: bool = True, unexplained: str | None = None, what: str = "the excess") -> list[Hypothesis]:
     """Split the attack hypothesis into ddos / dos / mixed (``what``: the traffic judged, the excess over the
-    baseline or, without one, the requests)."""
+    baseline or, without one, the requests; ``unexplained``: why no errors are left unexplained, if not the
+    usual reason)."""
     ddos = Hypothesis("ddos", attack.score, list(attack.for_), list(attack.against))
     dos = Hypothesis("dos", attack.score, list(attack.for_), list(attack.against))
     mixed = Hypothesis("mixed", attack.score, list(attack.for_), list(attack.against))
@@ -218,7 +226,8 @@ def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
         ddos.add(-1.0, "errors outside the attack's minutes: the attack alone does not explain them")
         dos.add(-1.0, "errors outside the attack's minutes")
     else:
-        mixed.add(-2.0, unexplained)
+        mixed.add(-2.0, unexplained or ("no server errors beyond what the attack's load explains" if errors_logged
+                                         else _NO_STATUS))
     return [ddos, dos, crowd, inside, mixed]
 
 

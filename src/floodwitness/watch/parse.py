@@ -125,6 +125,8 @@ def _np(table: pa.Table, name: str, dtype: Any) -> np.ndarray:
         # DuckDB sums small integers into HUGEINT, which reaches Arrow as decimal128 (ibis drops the cast
         # to int64 as a no-op): converted by numpy that is one Python Decimal per row; cast in Arrow instead.
         column = column.cast(pa.int64())
+    if column.null_count and np.issubdtype(dtype, np.integer):
+        column = column.fill_null(0)  # a sum over a field the log lacks (errors without statuses): none counted
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 

@@ -13,8 +13,8 @@
         "baseline/s": tl.baseline_requests[i] == null ? null : tl.baseline_requests[i] / 60,
         "distinct clients": tl.clients[i],
         "new clients": tl.new_clients.length ? tl.new_clients[i] : null,
-        "5xx share": n ? tl.status_5xx[i] / n : null,
-        "4xx share": n ? tl.status_4xx[i] / n : null,
+        "5xx share": n && tl.status_5xx[i] != null ? tl.status_5xx[i] / n : null,  // null: statuses not logged
+        "4xx share": n && tl.status_4xx[i] != null ? tl.status_4xx[i] / n : null,
         "p50": tl.p50_request_time.length ? tl.p50_request_time[i] : null,
         "p95": tl.p95_request_time.length ? tl.p95_request_time[i] : null
       });
