@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 class HistoryPolicy:
     """How much history a baseline must hold to be compared with. A config file may set either."""
 
-    #: minutes with at least one request (an hour's rolling median needs a few dozen of them)
-    min_minutes: int = 30
+    #: minutes with at least one request (the rolling median of a minute wants 10 or more around it)
+    min_minutes: int = 15
     #: requests in those minutes (fewer say nothing about an audience)
     min_requests: int = 100
 

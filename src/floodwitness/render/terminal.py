@@ -212,7 +212,7 @@ def _timeline(console: Console, tl: dict[str, Any]) -> None:
                    f"{end:%Y-%m-%d %H:%M} UTC)", "bold")
     line = sparkline(requests, SPARK_WIDTH)
     _line(console, f"  {line}  max {max(requests, default=0):,.0f}/min")
-    errors = [float(x) for x in tl["status_5xx"]]
+    errors = [float(x or 0) for x in tl["status_5xx"]]  # null in every minute when the logs have no status
     if any(errors):
         _line(console, f"  {sparkline(errors, SPARK_WIDTH)}  max {max(errors):,.0f}/min 5xx", "red")
     left, right = _clock(start, start), _clock(start, end)

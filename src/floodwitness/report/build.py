@@ -243,6 +243,45 @@ def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Pr
     return given_history(data, *options.baseline, options.history, data.has_values("request_time"))
 
 
+#: a period without an incident window whose traffic matches one attack tool's rule this much is no baseline
+FLAGGED_SHARE = 0.5
+
+
+def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History | None, prior: Prior | None,
+            user_since: datetime | None, rules: tuple[Rule, ...]
+            ) -> tuple[History, Baseline, list[Window], list[RuleFlags] | None]:
+    """The history the period is compared with, its baseline and incident windows. Without a given range, the
+    minutes outside the windows are the history, unless they are too few, or the period has no window and its
+    traffic is mostly an attack tool's (logs of the attack alone, where the rolling level is the attack); then the
+    two hours before ``--since``, if it was given and they hold enough. Also the sources the rules flag in a period
+    without a window (None otherwise), which the report lists."""
+    base = baseline_and_flags(tl, options.policy, prior)
+    windows = find_windows(tl, base, options.policy)
+    if given is not None:
+        return given, base, windows, None
+    quiet = baseline_minutes(tl, base, windows)
+    history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
+    flags = None
+    if not windows:
+        flags = flag_sources(data, rules, whole_period(tl))
+        top = max(flags, key=lambda f: f.requests, default=None)
+        share = top.requests / max(float(tl.requests.sum()), 1.0) if top is not None else 0.0
+        if history.sufficient and top is not None and share >= FLAGGED_SHARE:
+            history = replace(history, sufficient=False, note=(
+                f"no usable history: {share:.0%} of the analysed period's requests match {top.rule.name} (an attack "
+                "tool's fingerprint), so its own traffic cannot stand for the site's usual one; the verdict rests "
+                "on what the traffic itself shows, at lower confidence. Give the logs of the hours before, or a "
+                "--baseline range of ordinary traffic"))
+    before = None if history.sufficient or user_since is None else \
+        preceding_history(data, user_since, options.history, tl.has_request_time)
+    if before is None:
+        return history, base, windows, flags
+    history, prior = before  # a slice cut from longer logs: the hours before it are its history
+    base = baseline_and_flags(tl, options.policy, prior)
+    windows = find_windows(tl, base, options.policy)
+    return history, base, windows, None
+
+
 @memory_guard
 def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
             stage: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -265,19 +304,9 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     tl = timeline_of(minutes, data.has_values("request_time"))
     if history is not None and overlaps(tl, *history.ranges[0]):
         prior = None  # the given range lies in the analysed period: the rolling level there already holds it
-    base = baseline_and_flags(tl, options.policy, prior)
-    windows = find_windows(tl, base, options.policy)
-    if history is None:
-        quiet = baseline_minutes(tl, base, windows)
-        history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
-        before = None if history.sufficient or user_since is None else \
-            preceding_history(data, user_since, options.history, tl.has_request_time)
-        if before is not None:  # a slice cut from longer logs: the hours before it are its history
-            history, prior = before
-            base = baseline_and_flags(tl, options.policy, prior)
-            windows = find_windows(tl, base, options.policy)
-    baseline_ranges = list(history.ranges)
     rules = load_rules(options.fingerprints)
+    history, base, windows, flags = _settle(data, options, tl, history, prior, user_since, rules)
+    baseline_ranges = list(history.ranges)
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     try:
         shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
@@ -297,12 +326,12 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
         if enricher is not None:
             enricher.close()
     stage("report")
-    return _report(data, options, tl, base, history, span, rules, shared, results)
+    return _report(data, options, tl, base, history, span, rules, shared, results, flags)
 
 
 def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
-            span: Span | None, rules: tuple[Rule, ...], shared: _Shared, results: list[IncidentResult]
-            ) -> dict[str, Any]:
+            span: Span | None, rules: tuple[Rule, ...], shared: _Shared, results: list[IncidentResult],
+            flags: list[RuleFlags] | None) -> dict[str, Any]:
     baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
@@ -339,7 +368,9 @@ def _report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline
                                                None if blocklist is None else blocklist.result(), attackers, known)
         else:
             report["sources"], report["targets"] = {"top": [], "attribution_caveat": ATTRIBUTION["cannot_show"][1],
-                                                    "flagged": [f.to_dict() for f in flag_sources(data, rules)]}, {}
+                                                    "flagged": [f.to_dict() for f in (
+                                                        flags if flags is not None else
+                                                        flag_sources(data, rules, whole_period(tl)))]}, {}
             report["impact"] = {}
             report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
     return report
