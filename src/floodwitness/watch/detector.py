@@ -11,6 +11,11 @@ alert's kind is the verdict so far.
 
 Memory is bounded: a fixed number of buckets, fixed-size sketches and bit sets; only the client rows of the
 buckets not yet closed (and of the last ``known_delay`` buckets) are held, whatever the number of clients.
+
+Here: the policy, the clock and the incident's lifecycle. The parts: a bucket's statistics
+(:mod:`~floodwitness.watch.buckets`), the rolling baseline (:mod:`~floodwitness.watch.baseline`), the
+incident's state (:mod:`~floodwitness.watch.incident`), the live composition and findings
+(:mod:`~floodwitness.watch.findings`), the alert records and their blocklists (:mod:`~floodwitness.watch.events`).
 """
 
 from __future__ import annotations
@@ -83,7 +88,6 @@ class LivePolicy:
     @property
     def history_buckets(self) -> int:
         return self.window.baseline_half_width * 60 // BUCKET
-
 
 
 class LiveDetector(RollingBaseline):
