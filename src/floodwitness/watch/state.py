@@ -16,15 +16,19 @@ import zipfile
 from collections import deque
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasketches
 import numpy as np
 import pyarrow as pa
 
 from floodwitness.errors import StoreError
-from floodwitness.watch.detector import BucketStats, Incident, LiveDetector
+from floodwitness.watch.buckets import BucketStats
+from floodwitness.watch.incident import Incident
 from floodwitness.watch.sketch import HeavyHitters, Registers, SeenSet
+
+if TYPE_CHECKING:
+    from floodwitness.watch.detector import LiveDetector
 
 STATE_FILE = "watch-state.npz"
 VERSION = "floodwitness.watch-state/1"
