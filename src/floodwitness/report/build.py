@@ -70,6 +70,7 @@ from floodwitness.ingest.checks import no_requests_between
 from floodwitness.mitigation import Blocklist, BlocklistPolicy, build_blocklist
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
+from floodwitness.report.contract import SCHEMA
 from floodwitness.verdict import (
     ATTACK_KINDS,
     IncidentVerdict,
@@ -85,7 +86,6 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.dataset import Dataset
 
-SCHEMA = "floodwitness.report/1"
 
 ATTRIBUTION = {
     "shows": ["which addresses sent the requests, when, what they asked for and how the server answered",
