@@ -10,14 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from floodwitness.report.build import AnalyzeOptions, analyze
+    from floodwitness.report.results import AnalyzeOptions
+    from floodwitness.report.run import analyze
 
 __all__ = ["AnalyzeOptions", "analyze"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from floodwitness.report import build  # noqa: PLC0415 - the analysis stack, loaded when asked for
+    if name == "AnalyzeOptions":
+        from floodwitness.report.results import AnalyzeOptions  # noqa: PLC0415 - loaded when asked for
 
-        return getattr(build, name)
+        return AnalyzeOptions
+    if name == "analyze":
+        from floodwitness.report.run import analyze  # noqa: PLC0415 - the analysis stack, loaded when asked for
+
+        return analyze
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
