@@ -426,16 +426,9 @@ def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: 
 def report_command(report_json: str, html_out: str | None, markdown_out: str | None, quiet: bool) -> None:
     """Render a saved JSON report (from `analyze --json`) as HTML or Markdown, without the logs; with neither
     option, print it as `analyze` does on the terminal."""
-    from floodwitness.render.report_view import check_report  # noqa: PLC0415
+    from floodwitness.report.contract import load_report  # noqa: PLC0415
 
-    try:
-        report = check_report(json.loads(Path(report_json).read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise UsageError(f"cannot read {report_json}: {exc.strerror or exc}",
-                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{report_json} is not JSON: {exc}",
-                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.") from None
+    report = load_report(report_json)
     try:
         if not html_out and not markdown_out:
             from floodwitness.render.terminal import print_report  # noqa: PLC0415
@@ -453,26 +446,21 @@ def report_command(report_json: str, html_out: str | None, markdown_out: str | N
                          hint="Write it again with `floodwitness analyze LOGS --json FILE`.") from None
 
 
-def _mitigation_source(inputs: list[str], allow: tuple[str, ...], fmt: str, quiet: bool) -> tuple[
-        dict[str, Any], frozenset[str]]:
-    """The report's mitigation section: read from REPORT.json, or from analysing LOGS (with ``allow``)."""
+def _mitigation_source(inputs: list[str], allow: tuple[str, ...], quiet: bool, source: IngestOptions,
+                       engine: Engine | None) -> tuple[dict[str, Any], frozenset[str]]:
+    """The report's mitigation section: read from REPORT.json, or from analysing LOGS (with ``allow``, and the
+    same input and engine options as `analyze`)."""
     if len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file():
-        try:
-            report = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"cannot read the report: {exc}", path=inputs[0],
-                             hint="Give a JSON report written by `floodwitness analyze --json FILE`.") from None
-        if not isinstance(report, dict) or not str(report.get("schema", "")).startswith("floodwitness.report/"):
-            raise UsageError("not a floodwitness report (no floodwitness.report schema)", path=inputs[0],
-                             hint="Give a report from `floodwitness analyze --json FILE`, or the logs themselves.")
-        return report.get("mitigation") or {}, frozenset(inputs)
+        from floodwitness.report.contract import load_report  # noqa: PLC0415
+
+        # a report's schema and its mitigation section are all `mitigate` needs (a hand-edited section will do)
+        return load_report(inputs[0], required=()).get("mitigation") or {}, frozenset(inputs)
     from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
     from floodwitness.mitigation import BlocklistPolicy  # noqa: PLC0415
     from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
 
-    _check_format(fmt)
     with _progress(quiet) as progress:
-        data = open_dataset(inputs, options=IngestOptions(format=fmt), progress=progress)
+        data = open_dataset(inputs, options=source, progress=progress, engine=engine)
     try:
         with _stages(quiet) as stage:
             report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow), rate_limits=True),
@@ -504,37 +492,40 @@ def _mitigation_source(inputs: list[str], allow: tuple[str, ...], fmt: str, quie
 @click.option("--dry-run", is_flag=True, help="Only print what the rules would have stopped; write nothing.")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Log format, when LOGS are given.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@_source_options
+@_engine_options
 def mitigate_command(inputs: tuple[str, ...], target: str, out: str, allow: tuple[str, ...], expire: str,
                      max_rules: int, min_prefix_v4: int, min_prefix_v6: int, setting: str, dry_run: bool, fmt: str,
-                     quiet: bool) -> None:
+                     quiet: bool, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
+                     trust_cdn: tuple[str, ...], engine: str, spark_master: str | None, spark_conf: tuple[str, ...],
+                     memory_limit: str | None, threads: int | None) -> None:
     """Turn a report's blocklist and rate limits into rules for an enforcement point.
 
     INPUTS is one REPORT.json from `analyze --json`, or the LOGS (or a store) to analyse. Every rule carries
     its evidence and expiry; the allowlist, verified crawlers and special-purpose ranges are cut out of every
     rule. A summary of what each rule set would have stopped goes to stderr.
     """
-    from floodwitness.mitigation.exports import ExportContext, render  # noqa: PLC0415
-    from floodwitness.mitigation.protected import protected_ranges, read_allow_specs  # noqa: PLC0415
-    from floodwitness.mitigation.rules import parse_duration, pick_setting, plan_rules, summary_lines  # noqa: PLC0415
+    from floodwitness.mitigation.apply import MitigateOptions, mitigate  # noqa: PLC0415
+    from floodwitness.mitigation.protected import read_allow_specs  # noqa: PLC0415
+    from floodwitness.mitigation.rules import parse_duration  # noqa: PLC0415
 
-    seconds = parse_duration(expire)
-    allowed = read_allow_specs(allow)
-    mitigation, inputs_used = _mitigation_source(list(inputs), allowed, fmt, quiet)
-    protected = protected_ranges(allowed)
-    rules = plan_rules(mitigation, protected, expire_seconds=seconds, max_rules=max_rules,
-                       min_prefix_v4=min_prefix_v4, min_prefix_v6=min_prefix_v6)
-    rate_limits = mitigation.get("rate_limits")
-    chosen = pick_setting(rate_limits, setting)
+    options = MitigateOptions(target, read_allow_specs(allow), parse_duration(expire), max_rules, min_prefix_v4,
+                              min_prefix_v6, setting)
+    is_report = len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file()
+    source = _source(fmt, log_formats, trust_proxy, trust_cdn)
+    mitigation, inputs_used = _mitigation_source(
+        list(inputs), options.allow, quiet, source,
+        None if is_report else _open_engine(engine, spark_master, spark_conf, memory_limit, threads))
+    done = mitigate(mitigation, options)
     if not quiet or dry_run:
-        for line in summary_lines(rules, rate_limits):
+        for line in done.summary:
             click.echo(line, err=True)
     if dry_run:
         return
-    text = render(target, ExportContext(rules, protected, chosen))
     if out == "-":
-        click.echo(text, nl=False)
+        click.echo(done.text, nl=False)
     else:
-        _write(out, text, protect=inputs_used, what=f"the {target} rules", quiet=quiet)
+        _write(out, done.text, protect=inputs_used, what=f"the {target} rules", quiet=quiet)
 
 
 @main.command("demo")

@@ -11,10 +11,14 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.analysis.windows import Baseline
+    from floodwitness.detectors.behaviour import RuleScan
+    from floodwitness.detectors.fingerprints import Rule
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,19 @@ class Context:
     error_minutes: tuple[int, ...]
     composition: Composition
     incident: int  # index of the incident (0 = main)
-    phases: Any = None  # set by the phase analysis (attack vs failure minutes)
+    phases: Phases | None = None  # attack vs failure minutes (None without history)
     #: whether a usable baseline exists: without one, there are no known clients, no expected level, no excess
     has_history: bool = True
     #: the clients of the window at :data:`INHUMAN_PER_MINUTE` or more in a minute (``busiest_minutes``), when
     #: the analysis already counted them
     inhuman: pa.Table | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: the baseline's time ranges (what "known" and "usual" were measured on)
+    baseline_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
+    audience: Audience | None = None  # the audience model of the incident's sources
+    rules: tuple[Rule, ...] | None = None  # the fingerprint rules (None: the bundled ones)
+    rules_scan: RuleScan | None = None  # their scan of the window, when the composition's pass made it
+    #: sample lines of the heaviest suspects, looked up once per incident (several findings cite them)
+    suspect_samples: tuple[Evidence, ...] | None = field(default=None, repr=False)
 
 
 Detector = Callable[[Context], list[Finding]]

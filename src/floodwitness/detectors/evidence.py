@@ -34,7 +34,7 @@ def window_sql(ctx: Context, *, select: str, where: str = "", group: str = "", o
 
 def baseline_sql(ctx: Context) -> str:
     """The baseline's time ranges as a SQL condition: all of them, so the query counts what the analysis did."""
-    ranges = ctx.extras.get("baseline_ranges", [])
+    ranges = ctx.baseline_ranges
     parts = [f"(ts >= {_ts(a)} AND ts < {_ts(b)})" for a, b in ranges]
     return " OR ".join(parts) if parts else "FALSE"
 

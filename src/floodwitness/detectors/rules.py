@@ -13,28 +13,27 @@ import pyarrow.compute as pc
 from floodwitness.analysis.composition import busiest_minutes, client_rates, heaviest, in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
 from floodwitness.detectors.base import INHUMAN_PER_MINUTE, Context, Evidence, Finding, detector
-from floodwitness.detectors.behaviour import RuleScan, scan_rules
+from floodwitness.detectors.behaviour import scan_rules
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
 
 
 def _suspect_samples(ctx: Context, query: str) -> tuple[Evidence, ...]:
     """Sample lines of the 20 heaviest suspects (ties by address), or of the window when there is none: looked up
     once per incident, since several findings cite them."""
-    cached: tuple[Evidence, ...] | None = ctx.extras.get("suspect_samples")
+    cached = ctx.suspect_samples
     if cached is None:
         top = heaviest(suspects(ctx.composition), 20, ["client_ip", "requests", "first"])
         ips = top.column("client_ip").to_pylist()
         start = pc.min(top.column("first")).as_py() if ips else None  # when the first of them came: look there
         span = (start.replace(tzinfo=None), ctx.window[1]) if start is not None else None
         cached = samples(ctx, (lambda t: t.client_ip.isin(ips)) if ips else None, "", window=span)
-        ctx.extras["suspect_samples"] = cached
+        ctx.suspect_samples = cached
     return tuple(replace(e, query=query) for e in cached)
 
 
@@ -183,7 +182,7 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
     new_ips = ibis.memtable(c.clients_table.filter(pc.invert(c.clients_table.column("known"))).select(["client_ip"]))
     window = in_ranges(ctx.data.requests, [ctx.window])
     new_p50, _ = client_rates(ctx.data, window.filter(window.client_ip.isin(new_ips.client_ip)))
-    base_p50, _ = client_rates(ctx.data, in_ranges(ctx.data.requests, ctx.extras.get("baseline_ranges", [])))
+    base_p50, _ = client_rates(ctx.data, in_ranges(ctx.data.requests, ctx.baseline_ranges))
     query = window_sql(ctx, select="referer, count(*) AS n", group="1", order="2 DESC")
     return [Finding(
         _fid(ctx, "crowd"), "familiar_crowd",
@@ -285,8 +284,7 @@ def inhuman_rate(ctx: Context) -> list[Finding]:
 
 
 def _rules(ctx: Context) -> tuple[Rule, ...]:
-    rules: tuple[Rule, ...] | None = ctx.extras.get("rules")
-    return rules if rules is not None else bundled_rules()
+    return ctx.rules if ctx.rules is not None else bundled_rules()
 
 
 def _from_sources(t: Any, ips: list[str]) -> Any:
@@ -297,9 +295,9 @@ def _from_sources(t: Any, ips: list[str]) -> Any:
 def tool_fingerprint(ctx: Context) -> list[Finding]:
     """Rules with request conditions count their matching requests; rules about a source's behaviour as a
     whole (a bucket only, e.g. switching user agents) count the requests of the sources they flag. Both come
-    from the rules' scan of the window (``ctx.extras["rules_scan"]``, else scanned here)."""
+    from the rules' scan of the window (``ctx.rules_scan``, else scanned here)."""
     rules = _rules(ctx)
-    scan: RuleScan | None = ctx.extras.get("rules_scan")
+    scan = ctx.rules_scan
     if scan is None:
         scan = scan_rules(ctx.data, rules, ctx.window)
     flagged = {f.rule.name: f for f in scan.flags}
@@ -333,7 +331,7 @@ _LEVEL_NAMES = {"ip": "addresses", "/24": "/24s", "/16": "/16s", "asn": "ASes", 
 @detector(history="needs")
 def audience_shift(ctx: Context) -> list[Finding]:
     """Where the excess came from against the site's usual audience, level by level."""
-    audience: Audience | None = ctx.extras.get("audience")
+    audience = ctx.audience
     c = ctx.composition
     if audience is None or c.excess <= 0:
         return []

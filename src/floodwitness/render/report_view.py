@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from floodwitness.errors import UsageError
+from floodwitness.report.contract import check_report
 from floodwitness.verdict import ATTACK_KINDS
-
-SCHEMA = "floodwitness.report/1"
-REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "timeline")
 
 #: Findings about who attacked and how (clusters of sources, behaviour, tool fingerprints).
 CLUSTER_KINDS = ("new_networks", "concentrated_sources", "bot_behaviour", "cache_busting", "tool_fingerprint")
@@ -36,22 +33,8 @@ def impact_line(impact: dict[str, Any], share_digits: int = 1) -> str:
         return f"{failed}; no baseline to say which of them were the site's known clients"
     return f"{impact['known_clients_with_errors']:,} of {known:,} known clients got server errors; {failed}"
 
+
 _CITATION = re.compile(r"\s*\[([A-Za-z0-9_.:-]+)\]\s*$")
-
-
-def check_report(report: Any) -> dict[str, Any]:
-    """``report`` if it is a floodwitness report this version renders, else a UsageError saying what is wrong."""
-    if not isinstance(report, dict):
-        raise UsageError("not a floodwitness report: the JSON is not an object",
-                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.")
-    if report.get("schema") != SCHEMA:
-        raise UsageError(f"not a floodwitness report: schema is {report.get('schema')!r}, expected {SCHEMA!r}",
-                         hint="Give the file written by `floodwitness analyze LOGS --json FILE`.")
-    missing = [key for key in REQUIRED if key not in report]
-    if missing:
-        raise UsageError(f"the report lacks {', '.join(missing)}",
-                         hint="Write it again with `floodwitness analyze LOGS --json FILE`.")
-    return report
 
 
 def span_warning(report: dict[str, Any]) -> str | None:

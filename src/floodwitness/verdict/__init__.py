@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -229,6 +229,32 @@ def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
         mixed.add(-2.0, unexplained or ("no server errors beyond what the attack's load explains" if errors_logged
                                          else _NO_STATUS))
     return [ddos, dos, crowd, inside, mixed]
+
+
+def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: bool,
+                    incident: tuple[str, str] | None = None, inhuman_per_minute: int = 0) -> dict[str, Any]:
+    """The report's ``verdict``: the main incident's verdict ``v`` (``incident``: its start and end, cited against
+    ``no_incident``), or without one, ``no_incident`` over the ``minutes`` examined, as sure as the history allows
+    (``inhuman_per_minute``: the rate looked for without history, to say so)."""
+    if v is None:
+        if has_history:
+            text = (f"{minutes:,} minutes of traffic examined; no minute's volume or server errors stood out from "
+                    "the rolling baseline")
+            confidence = 0.9 if minutes >= 60 else 0.6
+        else:
+            text = (f"{minutes:,} minute(s) of traffic examined with no history to compare with: no attack tool's "
+                    f"fingerprint, no client at {inhuman_per_minute} requests a minute or more, no server errors")
+            confidence = 0.5
+        hyps = [{"kind": "no_incident", "score": 3.0 if has_history else 1.0, "for": [text], "against": []}]
+        hyps += [{"kind": k, "score": -3.0, "for": [], "against": [text]} for k in KINDS if k != "no_incident"]
+        return {"kind": "no_incident", "confidence": confidence,
+                "summary": summary_for("no_incident", confidence, has_history), "hypotheses": hyps}
+    ranked = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
+    if has_history and incident is not None:
+        ranked.append({"kind": "no_incident", "score": -3.0, "for": [],
+                       "against": [f"incident from {incident[0]} to {incident[1]} [I1]"]})
+    return {"kind": v.kind, "confidence": v.confidence, "summary": summary_for(v.kind, v.confidence, has_history),
+            "hypotheses": ranked}
 
 
 def summary_for(kind: str, confidence: float, has_history: bool = True) -> str:

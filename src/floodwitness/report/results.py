@@ -1,0 +1,82 @@
+"""What the analysis hands the report: its options, and each incident's result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from floodwitness.analysis.history import HistoryPolicy
+from floodwitness.analysis.phases import suspects
+from floodwitness.analysis.windows import WindowPolicy
+from floodwitness.errors import UsageError
+from floodwitness.mitigation import BlocklistPolicy
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from floodwitness.analysis.audience import Audience
+    from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.phases import Phases
+    from floodwitness.analysis.windows import Window
+    from floodwitness.detectors import Finding
+    from floodwitness.detectors.behaviour import RuleFlags
+    from floodwitness.verdict import IncidentVerdict
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    since: datetime | None = None
+    until: datetime | None = None
+    baseline: tuple[datetime, datetime] | None = None
+    policy: WindowPolicy = field(default_factory=WindowPolicy)
+    history: HistoryPolicy = field(default_factory=HistoryPolicy)
+    blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
+    max_incidents: int = 5
+    #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
+    #: costs more than the rest of the analysis on big logs; `mitigate` turns it on.
+    rate_limits: bool = False
+    geoip: str | None = None         # a country .mmdb (else the bundled database)
+    asn: str | None = None           # an ASN .mmdb (else the bundled database, AS names only)
+    enrich: bool = True              # AS and country levels of the audience model
+    fingerprints: tuple[str, ...] = ()  # rule files added to the bundled fingerprints
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise UsageError("--since is not before --until: the time window is empty",
+                             hint="Give --since an earlier time than --until (ISO 8601; UTC if no offset).")
+
+@dataclass
+class IncidentResult:
+    index: int  # detection order: findings of this incident have ids "I{index + 1}-..."
+    window: Window
+    times: tuple[datetime, datetime]
+    composition: Composition
+    phases: Phases
+    findings: list[Finding]
+    verdict: IncidentVerdict
+    peak: datetime         # start of the busiest minute
+    peak_second: datetime  # the busiest second
+    peak_rps: float        # requests in the busiest second
+    baseline_rps: float
+    audience: Audience | None = None
+    flags: list[RuleFlags] = field(default_factory=list)  # sources flagged by a fingerprint rule in the window
+    #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
+    #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
+    suspects: pa.Table | None = None
+
+    @property
+    def has_history(self) -> bool:
+        return self.suspects is None
+
+    def suspected(self) -> pa.Table:
+        return suspects(self.composition) if self.suspects is None else self.suspects
+
+    @property
+    def weight(self) -> float:
+        return self.composition.excess + 10 * float(self.phases.errors.sum())
+
+
+def iso(value: datetime) -> str:
+    """A naive UTC time as RFC 3339 with ``Z``."""
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
