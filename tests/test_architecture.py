@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,8 @@ def test_no_import_cycles() -> None:
 _IMPORT_EACH = """
 import importlib, json, sys, traceback
 failed = {}
+import floodwitness
+print(json.dumps(floodwitness.__file__))
 for name in json.loads(sys.argv[1]):
     for loaded in [m for m in sys.modules if m == "floodwitness" or m.startswith("floodwitness.")]:
         del sys.modules[loaded]
@@ -177,8 +180,12 @@ def test_every_module_imports_first_on_its_own() -> None:
     """Each module imported first, with none of ours loaded (third-party modules stay cached, so the whole
     package takes one interpreter)."""
     names = sorted(all_modules())
+    path = os.pathsep.join([str(PACKAGE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     result = subprocess.run([sys.executable, "-c", _IMPORT_EACH, json.dumps(names)], capture_output=True,
-                            text=True, check=False, cwd=PACKAGE.parents[1], timeout=600)
+                            text=True, check=False, cwd=PACKAGE.parents[1], timeout=600,
+                            env={**os.environ, "PYTHONPATH": path})
     assert result.returncode == 0, result.stderr[-3000:]
-    failed = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    assert Path(json.loads(lines[0])).parent == PACKAGE  # these sources, not an installed copy
+    failed = json.loads(lines[-1])
     assert not failed, "\n".join(f"{name}:\n{trace}" for name, trace in failed.items())
