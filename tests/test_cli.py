@@ -149,7 +149,7 @@ def test_a_memory_limit_below_the_floor_is_refused_before_any_work(tmp_path: Pat
 def test_running_out_of_memory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Should a run still exhaust its limit (more threads, a bigger incident), it stops with an error that says
     what to do, not DuckDB's traceback: here a real out-of-memory below the floor, lowered for the test."""
-    monkeypatch.setattr("floodwitness.engine.MIN_MEMORY_LIMIT", 0)
+    monkeypatch.setattr("floodwitness.engine.core.MIN_MEMORY_LIMIT", 0)
     log = write_log(tmp_path / "a.log", [GOOD.replace("/a?b=1", f"/p{i}") for i in range(2000)])
     for args in (("analyze", str(log), "-q"), ("ingest", str(log), "--out", str(tmp_path / "s"), "-q")):
         result = run(*args, "--memory-limit", "1KB")

@@ -34,7 +34,7 @@ from floodwitness.engine.spark import SparkUnavailableError, java_version, requi
 from floodwitness.errors import InputError, UsageError
 from floodwitness.formats import FORMATS
 from floodwitness.ingest import ingest
-from floodwitness.ingest.pipeline import InternalError
+from floodwitness.ingest.common import InternalError
 from floodwitness.report import analyze
 from floodwitness.simulate import simulate
 

@@ -26,7 +26,7 @@ from floodwitness.formats.detect import detect
 from floodwitness.mitigation.exports import EXPORTERS, ExportContext, csv_cell, render
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.rules import plan_rules
-from floodwitness.render.safe import json_text, terminal_safe
+from floodwitness.safe import json_text, terminal_safe
 from tests.hostile_corpus import (
     BIG_LINE,
     FORMULA,

@@ -10,7 +10,8 @@ import pytest
 
 from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.mitigation import build_blocklist
-from floodwitness.render.files import blocklist_text, write_atomic
+from floodwitness.mitigation.exports import blocklist_text
+from floodwitness.render.files import write_atomic
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,8 +16,8 @@ from rich.console import Console
 
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import md_text, render_markdown
-from floodwitness.render.safe import terminal_safe
 from floodwitness.render.terminal import print_report
+from floodwitness.safe import terminal_safe
 
 CAVEAT = ("The sources' countries and networks describe where the compromised devices and proxies are, never where "
           "the attacker is.")

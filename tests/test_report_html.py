@@ -20,7 +20,7 @@ from markdown_it import MarkdownIt
 from floodwitness.cli import main
 from floodwitness.render.html import script_json
 from floodwitness.render.markdown import md_code, md_text
-from floodwitness.render.safe import terminal_safe
+from floodwitness.safe import terminal_safe
 from floodwitness.simulate import simulate
 
 if TYPE_CHECKING:

@@ -27,9 +27,10 @@ from floodwitness.formats import ALIASES, FORMATS, aliases_of, format_names
 from floodwitness.ingest import IngestOptions, ingest
 from floodwitness.ingest.checks import require_parsed
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
-from floodwitness.render.files import blocklist_text, write_atomic
+from floodwitness.mitigation.exports import EXPORTERS, blocklist_text, targets_text
+from floodwitness.render.files import write_atomic
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
-from floodwitness.render.safe import json_text, terminal_safe
+from floodwitness.safe import json_text, terminal_safe
 from floodwitness.schema import column_doc_table
 
 if TYPE_CHECKING:
@@ -473,10 +474,7 @@ def _mitigation_source(inputs: list[str], allow: tuple[str, ...], quiet: bool, s
 @main.command("mitigate")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--to", "target", required=True, metavar="TARGET",
-              type=click.Choice(["nginx", "nginx-geo", "nginx-ratelimit", "iptables", "ipset", "nftables", "haproxy",
-                                 "haproxy-ratelimit", "crowdsec", "csv", "json"]),
-              help="Enforcement point: nginx, nginx-geo, nginx-ratelimit, iptables, ipset, nftables, haproxy, "
-                   "haproxy-ratelimit, crowdsec, csv or json.")
+              type=click.Choice(list(EXPORTERS)), help=f"Enforcement point: {targets_text()}.")
 @click.option("--out", "-o", "out", default="-", show_default=True, metavar="FILE", help="Output file (- for stdout).")
 @click.option("--allow", multiple=True, metavar="CIDR|FILE",
               help="Never block or limit this network (repeatable; a file holds one per line). Always wins.")

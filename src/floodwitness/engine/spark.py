@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.engine import Engine, EngineConfig
+from floodwitness.engine.core import Engine, EngineConfig
 from floodwitness.errors import FloodwitnessError, UsageError
 
 if TYPE_CHECKING:

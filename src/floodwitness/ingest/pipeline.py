@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import itertools
 import os
 import re
@@ -17,7 +16,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,48 +30,28 @@ from floodwitness.formats import LogFormat, get_format
 from floodwitness.formats.clientip import TrustedProxies, with_trusted_proxies
 from floodwitness.formats.custom import compile_formats
 from floodwitness.formats.detect import SAMPLE_LINES, detect
+from floodwitness.ingest.common import (
+    IngestOptions,
+    InternalError,
+    StoredCounts,
+    check_accounting,
+    compile_sql,
+    stored_counts,
+)
 from floodwitness.ingest.store import (
     MANIFEST,
     REQUESTS,
     InputRecord,
     Manifest,
-    RejectSample,
     new_manifest,
     write_manifest,
 )
 from floodwitness.inputs import FileAccount, InputFile, discover, iter_line_batches
-from floodwitness.inputs.lines import DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES, LINE_SCHEMA
+from floodwitness.inputs.lines import LINE_SCHEMA
 from floodwitness.schema import ARROW_SCHEMA
-
-SAMPLES_PER_REASON = 5
 
 #: progress(path, bytes_read_so_far, total_bytes_or_None)
 Progress = Callable[[str, int, int | None], None]
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    format: str = "auto"
-    #: The user's own formats: ``nginx:<log_format>`` or ``apache:<LogFormat>`` (see formats.custom).
-    log_formats: tuple[str, ...] = ()
-    #: Networks whose X-Forwarded-For is believed (see formats.clientip); empty: client_ip is the peer.
-    trust_proxy: tuple[str, ...] = ()
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    #: Text handed to the engine at once (several batches, so it parses them on every core).
-    group_bytes: int = 64 << 20
-    #: The store is deleted after one analysis (``analyze`` on log files): its parts are written uncompressed
-    #: and without statistics of their text columns, in a quarter less CPU than zstd with every statistic, at
-    #: twice the size (still a tenth of the log's).
-    throwaway: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": self.format, "max_line_bytes": self.max_line_bytes}
-        if self.log_formats:
-            out["log_formats"] = list(self.log_formats)
-        if self.trust_proxy:
-            out["trust_proxy"] = list(self.trust_proxy)
-        return out
 
 
 class _NotALogError(Exception):
@@ -82,10 +60,6 @@ class _NotALogError(Exception):
     def __init__(self, record: dict[str, Any]) -> None:
         super().__init__(record["reason"])
         self.record = record
-
-
-class InternalError(FloodwitnessError):
-    """A broken invariant inside floodwitness (a bug): never expected, always reported."""
 
 
 @memory_guard
@@ -252,26 +226,6 @@ def parse_sql(fmt: LogFormat) -> str:
     return sql
 
 
-def compile_sql(expr: Any, dialect: str | Any) -> str:
-    """SQL for ``expr`` where every string-to-time parse is a *try*-parse (a malformed time gives null).
-
-    ``dialect``: an ibis SQL dialect name, or an ibis compiler (the Spark engine brings its own).
-    ibis compiles ``as_timestamp`` to the engine's strict parser (DuckDB ``STRPTIME``), which fails the
-    whole query on one bad line; the same node marked ``safe`` is ``TRY_STRPTIME`` on DuckDB and
-    ``TRY_TO_TIMESTAMP`` on Spark.
-    """
-    compiler = (importlib.import_module(f"ibis.backends.sql.compilers.{dialect}").compiler
-                if isinstance(dialect, str) else dialect)
-    tree = compiler.to_sqlglot(expr.unbind())
-
-    def safe(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
-        if isinstance(node, sqlglot.exp.StrToTime):
-            node.set("safe", True)
-        return node
-
-    return str(tree.transform(safe).sql(dialect=compiler.dialect, pretty=True))
-
-
 def _sql_cache_path(fmt: LogFormat) -> Path | None:
     """Where the compiled parse of ``fmt`` is cached: ``$FLOODWITNESS_CACHE_DIR`` (empty: no cache), else
     ``$XDG_CACHE_HOME/floodwitness`` or ``~/.cache/floodwitness``. The name hashes everything the SQL
@@ -295,7 +249,8 @@ def _parser_fingerprint() -> str:
     import floodwitness.formats as formats_pkg  # noqa: PLC0415 - only its location is needed
     import floodwitness.schema as schema_mod  # noqa: PLC0415
 
-    files = [*sorted(Path(formats_pkg.__file__).parent.glob("*.py")), Path(schema_mod.__file__), Path(__file__)]
+    files = [*sorted(Path(formats_pkg.__file__).parent.glob("*.py")), Path(schema_mod.__file__), Path(__file__),
+             Path(__file__).with_name("common.py")]  # compile_sql
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.read_bytes())
@@ -364,53 +319,6 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
         raise InternalError(f"parsing failed: {exc}", path=source.path,
                             hint="This is a bug in floodwitness; please report it with the file.") from exc
     return parts
-
-
-@dataclass
-class StoredCounts:
-    """What the store holds for one input, read back from the written Parquet (not from the parser)."""
-
-    parsed: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
-    first_ts: str | None = None
-    last_ts: str | None = None
-    samples: list[RejectSample] = field(default_factory=list)
-
-    @property
-    def rejected(self) -> int:
-        return sum(self.by_reason.values())
-
-
-def stored_counts(engine: Engine, paths: list[str]) -> dict[int, StoredCounts]:
-    """Per ``file_id`` in the Parquet ``paths``: parsed lines, rejections by reason, time range, and the
-    first rejected lines of each reason. Portable (ibis), so both engines account the same way."""
-    out: dict[int, StoredCounts] = {}
-    if not paths:
-        return out
-    t = engine.parquet(paths)
-    counts = t.group_by(["file_id", "reject_reason"]).aggregate(n=t.count(), lo=t.ts.min(), hi=t.ts.max())
-    for row in engine.ibis.to_pyarrow(counts).to_pylist():
-        record = out.setdefault(row["file_id"], StoredCounts())
-        if row["reject_reason"] is None:
-            record.parsed = row["n"]
-            record.first_ts = row["lo"].isoformat() if row["lo"] else None
-            record.last_ts = row["hi"].isoformat() if row["hi"] else None
-        else:
-            record.by_reason[row["reject_reason"]] = row["n"]
-    rejected = t.filter(t.reject_reason.notnull())
-    rejected = rejected.mutate(rank=ibis.row_number().over(group_by=["file_id", "reject_reason"], order_by="line"))
-    first = rejected.filter(rejected.rank < SAMPLES_PER_REASON).select("file_id", "line", "reject_reason", "raw")
-    for row in engine.ibis.to_pyarrow(first.order_by(["file_id", "line"])).to_pylist():
-        out[row["file_id"]].samples.append(RejectSample(row["line"], row["reject_reason"], row["raw"] or ""))
-    return out
-
-
-def check_accounting(path: str, lines_read: int, counts: StoredCounts) -> None:
-    """``read = parsed + rejected``, or an internal error: a line was lost or made up on the way."""
-    if counts.parsed + counts.rejected != lines_read:
-        raise InternalError(
-            f"accounting mismatch: read {lines_read} lines but stored {counts.parsed} parsed + {counts.rejected} "
-            "rejected", path=path, hint="This is a bug in floodwitness; please report it with the file.")
 
 
 def _record(engine: Engine, account: FileAccount, fmt: LogFormat | None, confidence: float | None,

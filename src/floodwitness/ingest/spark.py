@@ -26,7 +26,7 @@ import ibis
 from floodwitness.errors import FloodwitnessError, FormatError, InputError, UsageError
 from floodwitness.formats.detect import SAMPLE_LINES, detect
 from floodwitness.formats.json_format import NginxJsonFormat
-from floodwitness.ingest.pipeline import (
+from floodwitness.ingest.common import (
     IngestOptions,
     InternalError,
     StoredCounts,

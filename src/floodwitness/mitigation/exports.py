@@ -5,6 +5,8 @@ its description; it turns an :class:`ExportContext` (the planned rules, the prot
 chosen rate-limit setting) into the text of one file. Every rule carries a comment with its evidence
 and expiry (formats without comments carry them in a field), and every comment goes through
 :func:`~floodwitness.mitigation.rules.safe_comment`, so report text can never break a file's syntax.
+The targets of ``mitigate --to`` are this registry's names. Beside them, :func:`blocklist_text` writes the
+report's own blocklist as plain CIDR lines (``analyze --blocklist``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from floodwitness.mitigation.ratelimit import PATH_CLASSES
 from floodwitness.mitigation.rules import go_duration, iso, safe_comment
-from floodwitness.render.safe import terminal_safe
+from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,6 +65,12 @@ def render(target: str, ctx: ExportContext) -> str:
     return EXPORTERS[target].render(ctx)
 
 
+def targets_text() -> str:
+    """The registered targets as a sentence: "nginx, nginx-geo, ... or json" (for help texts)."""
+    names = list(EXPORTERS)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def _header(ctx: ExportContext, what: str, mark: str = "#") -> list[str]:
     r = ctx.rules
     lines = [f"floodwitness {what}: {len(r.rules):,} rules from {r.entries_in_report:,} blocklist entries",
@@ -79,6 +88,27 @@ def _bare(cidr: str) -> str:
     """A single address without its /32 or /128 (what CrowdSec's Ip scope and some tools expect)."""
     addr, _, length = cidr.partition("/")
     return addr if length in ("32", "128") and ("." in addr) == (length == "32") else cidr
+
+
+# --- the report's own blocklist, as it stands -------------------------------------------------------
+
+
+def blocklist_text(mitigation: dict[str, Any], *, now: datetime | None = None) -> str:
+    """The report's blocklist as plain CIDR lines under a comment saying what they cover.
+
+    What ``analyze --blocklist`` writes and the HTML report offers: the list as the analysis built it (protected
+    ranges already left out), from the report's ``mitigation`` section. Not a ``mitigate --to`` target: those
+    render the rules :func:`~floodwitness.mitigation.rules.plan_rules` made of it (``--allow``, caps, expiry)."""
+    entries = mitigation.get("blocklist", [])
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# floodwitness blocklist: {len(entries):,} entries, generated {stamp}"]
+    if "attackers_total" in mitigation:
+        lines.append(f"# covers {mitigation['attackers_covered']:,} of {mitigation['attackers_total']:,} attacking "
+                     f"sources; {mitigation['collateral_clients_total']:,} known clients inside")
+    else:
+        lines.append(f"# {mitigation.get('note', 'nothing to block')}")
+    lines.extend(str(e["cidr"]) for e in entries)
+    return "\n".join(lines) + "\n"
 
 
 # --- blocklists ------------------------------------------------------------------------------------

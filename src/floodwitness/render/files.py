@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from floodwitness.errors import FloodwitnessError, UsageError
 
@@ -31,17 +29,3 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, protect: frozenset[
             os.unlink(tmp)
         raise FloodwitnessError(f"cannot write {what}: {exc.strerror or exc}", path=str(target),
                                 hint="Check that the folder exists and is writable.") from None
-
-
-def blocklist_text(mitigation: dict[str, Any], *, now: datetime | None = None) -> str:
-    """The report's blocklist as plain CIDR lines under a comment saying what they cover."""
-    entries = mitigation.get("blocklist", [])
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# floodwitness blocklist: {len(entries):,} entries, generated {stamp}"]
-    if "attackers_total" in mitigation:
-        lines.append(f"# covers {mitigation['attackers_covered']:,} of {mitigation['attackers_total']:,} attacking "
-                     f"sources; {mitigation['collateral_clients_total']:,} known clients inside")
-    else:
-        lines.append(f"# {mitigation.get('note', 'nothing to block')}")
-    lines.extend(str(e["cidr"]) for e in entries)
-    return "\n".join(lines) + "\n"

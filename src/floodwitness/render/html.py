@@ -21,8 +21,8 @@ import jinja2
 from markupsafe import Markup
 
 from floodwitness.errors import UsageError
+from floodwitness.mitigation.exports import blocklist_text
 from floodwitness.render.charts import networks_spec, timeline_spec
-from floodwitness.render.files import blocklist_text
 from floodwitness.render.report_view import ERRORS_NOT_LOGGED, ReportView
 from floodwitness.render.vega import vega_bundle
 

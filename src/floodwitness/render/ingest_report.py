@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from floodwitness.render.safe import terminal_safe
+from floodwitness.safe import terminal_safe
 from floodwitness.schema import REJECT_REASONS
 
 if TYPE_CHECKING:

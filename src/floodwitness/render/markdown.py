@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView, impact_line, incident_line, listed_sources
-from floodwitness.render.safe import terminal_safe
+from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,7 +19,7 @@ from floodwitness.render.report_view import (
     span_warning,
     store_note,
 )
-from floodwitness.render.safe import terminal_safe
+from floodwitness.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
 if TYPE_CHECKING:

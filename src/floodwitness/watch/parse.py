@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from floodwitness.analysis.composition import is_asset, network
-from floodwitness.ingest.pipeline import LINES_TABLE, compile_sql, engine_table, parse_sql
+from floodwitness.ingest.common import compile_sql
+from floodwitness.ingest.pipeline import LINES_TABLE, engine_table, parse_sql
 from floodwitness.inputs.lines import FileAccount, LineBatcher
 from floodwitness.schema import ARROW_SCHEMA
 

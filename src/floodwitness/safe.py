@@ -2,6 +2,7 @@
 
 Log fields are written by whoever sent the request: a user agent can hold terminal escape sequences
 that rewrite the screen, or rich markup. Everything from a log goes through here before a terminal.
+Shared by every stage that writes text (mitigation's exports, the renderers, the CLI), so it sits before them all.
 """
 
 from __future__ import annotations
