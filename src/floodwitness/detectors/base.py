@@ -192,6 +192,33 @@ def detector(fn: Detector | None = None, *, history: str = "any") -> Detector | 
     return register(fn) if fn is not None else register
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What live detection (``watch``) knows of an open incident besides its composition, in seconds."""
+
+    volume_seconds: int   # seconds flagged for volume
+    attack_seconds: int   # seconds carrying the suspects' traffic
+    failure_seconds: int  # seconds of server errors the attack does not explain
+
+
+#: how a finding kind is stated live: from the live composition and state, its claim and metrics, or None
+LiveEvaluation = Callable[["Composition", LiveState, DetectorPolicy], "tuple[str, dict[str, Any]] | None"]
+#: the finding kinds ``watch`` states, in the order it states them: kind -> (id suffix, evaluation). Each sits
+#: beside its detector (detectors/rules.py), on the same conditions, with the numbers a live composition has.
+LIVE: dict[str, tuple[str, LiveEvaluation]] = {}
+
+
+def live(kind: str, name: str) -> Callable[[LiveEvaluation], LiveEvaluation]:
+    """Register how ``watch`` states finding ``kind`` (ids ``W<incident>-<name>``)."""
+    if kind not in FINDING_KINDS:
+        raise ValueError(f"unknown finding kind {kind!r}")
+
+    def register(fn: LiveEvaluation) -> LiveEvaluation:
+        LIVE[kind] = (name, fn)
+        return fn
+    return register
+
+
 def detectors_for(has_history: bool) -> list[Detector]:
     """The detectors to run on an incident, in registration order, given whether a usable history exists."""
     wanted = ("needs", "any") if has_history else ("without", "any")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,16 @@ import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import busiest_minutes, client_rates, heaviest, in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
-from floodwitness.detectors.base import DEFAULT_POLICY, Context, DetectorPolicy, Evidence, Finding, detector
+from floodwitness.detectors.base import (
+    DEFAULT_POLICY,
+    Context,
+    DetectorPolicy,
+    Evidence,
+    Finding,
+    LiveState,
+    detector,
+    live,
+)
 from floodwitness.detectors.behaviour import scan_rules
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
@@ -375,3 +385,71 @@ def legitimate_impact(ctx: Context) -> list[Finding]:
          "share": round(share, 3)}, confidence=0.95,
         evidence=samples(ctx, lambda t: t.status >= 500, query, n=2))]
 
+
+
+# -- How watch states each finding live, in the order it states them: the same conditions as the detectors above,
+# -- with the numbers a live composition (sums and sketches, no evidence queries) has.
+
+@live("traffic_surge", "surge")
+def _surge_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not s.volume_seconds:
+        return None
+    return (f"{c.requests:,} requests, {c.excess:,.0f} above the baseline",
+            {"requests": c.requests, "expected": round(c.expected), "excess": round(c.excess)})
+
+
+@live("new_networks", "newnets")
+def _new_networks_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not new_networks_hold(c, p):
+        return None
+    return (f"{c.new_network_excess_share:.0%} of the excess from networks the audience never used",
+            {"new_network_excess_share": round(c.new_network_excess_share, 3)})
+
+
+@live("bot_behaviour", "bots")
+def _bots_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not bot_behaviour_holds(c, p):
+        return None
+    return (f"new clients requested {c.new_behaviour.asset_share:.0%} assets "
+            f"(baseline {c.baseline_behaviour.asset_share:.0%})",
+            {"asset_share": round(c.new_behaviour.asset_share, 3)})
+
+
+@live("cache_busting", "cachebust")
+def _cache_busting_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not (bot_behaviour_holds(c, p) and cache_busting_holds(c, p)):  # stated with the bots, as in batch
+        return None
+    return (f"{c.new_behaviour.query_share:.0%} of the new clients' requests carried a query string, nearly all "
+            "unique", {})
+
+
+@live("concentrated_sources", "few")
+def _few_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not concentrated_sources_hold(c, p):
+        return None
+    return (f"{c.sources_for_80pct} source(s) made 80% of the excess",
+            {"sources_for_80pct": c.sources_for_80pct, "top10_excess_share": round(c.top10_excess_share, 3)})
+
+
+@live("familiar_crowd", "crowd")
+def _crowd_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not familiar_crowd_holds(c, p):
+        return None
+    return ("the new clients came from the audience's usual networks and loaded assets like people",
+            {"asset_share": round(c.new_behaviour.asset_share, 3)})
+
+
+@live("known_clients_surge", "known")
+def _known_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not known_clients_hold(c, p):
+        return None
+    return (f"{c.known_excess_share:.0%} of the excess came from known clients",
+            {"known_excess_share": round(c.known_excess_share, 3)})
+
+
+@live("errors_without_surge", "inside")
+def _inside_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not s.failure_seconds:
+        return None
+    return (f"server errors stood out in {s.failure_seconds} s without attack traffic",
+            {"failure_minutes": math.ceil(s.failure_seconds / 60), "attack_minutes": math.ceil(s.attack_seconds / 60)})
