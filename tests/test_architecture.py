@@ -37,8 +37,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("detectors",),  # findings with evidence
     ("verdict",),  # findings weighed into attack / not an attack
     ("mitigation",),  # blocklist, rate limits, exports for enforcement points
-    ("render",),  # terminal, Markdown, HTML views of a report
-    ("report",),  # the analysis of one dataset assembled into a report
+    ("report",),  # the stages run over one dataset and assembled into the report, and the report's contract
+    ("render",),  # terminal, Markdown, HTML views of a report (they read it through report.contract)
     ("watch", "simulate"),  # the live mode; the labelled-log simulator (neither imports the other)
     ("cli",),  # the thin shell on top
 )

@@ -23,32 +23,86 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FindingKind:
+    """A finding kind's one home: what it says, how grave it is, the report section it belongs to, and whether it
+    names an attack vector (``targets.vectors``). Renderers read ``findings[].section`` from the report."""
+
     description: str
     severity: str  # info | low | medium | high
     technique: str | None = None  # MITRE ATT&CK: T1498 network DoS, T1499 endpoint DoS
+    section: str = "traffic"  # one of SECTIONS
+    vector: bool = False      # its claim describes how the attack was made
+
+
+#: the report's sections that group findings: the traffic itself, who attacked and how, the audience, the impact
+SECTIONS = ("traffic", "clusters", "audience", "impact")
+
+
+@dataclass(frozen=True)
+class DetectorPolicy:
+    """The detectors' thresholds (shares of an incident's excess, unless said otherwise). A config file may set any
+    of them; batch analysis and ``watch`` read the same ones."""
+
+    #: new_networks: this share of the excess from networks the audience never used
+    new_network_share: float = 0.25
+    #: known_clients_surge: this share of the excess from clients seen in the baseline
+    known_share: float = 0.4
+    #: familiar_crowd: new clients made this share of the excess, at most ``crowd_new_network_share`` of it from new
+    #: networks, and loaded assets at ``crowd_asset_ratio`` of the audience's rate or more
+    crowd_new_share: float = 0.4
+    crowd_new_network_share: float = 0.4
+    crowd_asset_ratio: float = 0.6
+    #: bot_behaviour: new clients sent this share of the excess, loading assets at under ``bot_asset_ratio`` of the
+    #: audience's rate (never counted below ``bot_asset_floor``)
+    bot_request_share: float = 0.2
+    bot_asset_ratio: float = 0.3
+    bot_asset_floor: float = 0.05
+    #: cache_busting: this share of the new clients' requests with a query string, this share of those unique
+    query_share: float = 0.5
+    unique_query_share: float = 0.8
+    #: concentrated_sources: at most this many sources made 80% of the excess, or the top 10 this share of it
+    few_sources: int = 10
+    top10_share: float = 0.8
+    #: server_errors: the window's 5xx share this far above the baseline's, and at least this many errors
+    error_share_delta: float = 0.02
+    min_errors: int = 10
+    #: tool_fingerprint: a rule's matches count from this many requests and this share of the window's
+    tool_min_requests: int = 20
+    tool_min_share: float = 0.02
+    #: inhuman_rate (without history): a client at this many requests in one minute (5 a second, sustained) is no
+    #: person browsing: a page with its assets is a burst of tens of requests, then reading
+    inhuman_per_minute: int = 300
 
 
 FINDING_KINDS: dict[str, FindingKind] = {
     "traffic_surge": FindingKind("Requests far above the baseline", "medium", "T1499"),
-    "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high"),
-    "errors_without_surge": FindingKind("Server errors rose while traffic was normal: the failure is inside", "high"),
-    "new_networks": FindingKind("The excess came from networks the site's audience never used", "high", "T1498"),
-    "known_clients_surge": FindingKind("The excess came from the site's own known clients (retries)", "medium"),
-    "familiar_crowd": FindingKind("The excess came from the audience's usual networks, behaving like people", "info"),
+    "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high", section="impact"),
+    "errors_without_surge": FindingKind("Server errors rose while traffic was normal: the failure is inside", "high",
+                                        section="impact"),
+    "new_networks": FindingKind("The excess came from networks the site's audience never used", "high", "T1498",
+                                section="clusters"),
+    "known_clients_surge": FindingKind("The excess came from the site's own known clients (retries)", "medium",
+                                       section="impact"),
+    "familiar_crowd": FindingKind("The excess came from the audience's usual networks, behaving like people", "info",
+                                  section="audience"),
     "bot_behaviour": FindingKind("New clients did not behave like browsers (no assets, fixed or random URLs)",
-                                 "high", "T1499.002"),
-    "cache_busting": FindingKind("Random query strings that defeat caches", "high", "T1499.002"),
-    "concentrated_sources": FindingKind("A handful of sources made most of the excess", "high", "T1499.002"),
-    "tool_fingerprint": FindingKind("Requests match a known attack tool or botnet", "high", "T1499.002"),
+                                 "high", "T1499.002", section="clusters", vector=True),
+    "cache_busting": FindingKind("Random query strings that defeat caches", "high", "T1499.002", section="clusters",
+                                 vector=True),
+    "concentrated_sources": FindingKind("A handful of sources made most of the excess", "high", "T1499.002",
+                                        section="clusters", vector=True),
+    "tool_fingerprint": FindingKind("Requests match a known attack tool or botnet", "high", "T1499.002",
+                                    section="clusters", vector=True),
     "audience_shift": FindingKind("Where the incident's sources sit against the site's usual audience: new "
-                                  "networks, ASes and countries, and how concentrated the traffic is", "info"),
-    "legitimate_impact": FindingKind("Known clients received errors during the incident", "high"),
-    "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002"),
+                                  "networks, ASes and countries, and how concentrated the traffic is", "info",
+                                  section="audience"),
+    "legitimate_impact": FindingKind("Known clients received errors during the incident", "high", section="impact"),
+    "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002",
+                                section="clusters", vector=True),
 }
 
-#: a client that sends this many requests in one minute (5 a second, sustained) is no person browsing: a page
-#: with its assets is a burst of tens of requests, then reading (shown where there is no history to compare with)
-INHUMAN_PER_MINUTE = 300
+#: the default policy (the one ``watch`` uses)
+DEFAULT_POLICY = DetectorPolicy()
+INHUMAN_PER_MINUTE = DEFAULT_POLICY.inhuman_per_minute
 
 
 @dataclass(frozen=True)
@@ -111,6 +165,7 @@ class Context:
     rules_scan: RuleScan | None = None  # their scan of the window, when the composition's pass made it
     #: sample lines of the heaviest suspects, looked up once per incident (several findings cite them)
     suspect_samples: tuple[Evidence, ...] | None = field(default=None, repr=False)
+    policy: DetectorPolicy = DEFAULT_POLICY  # the detectors' thresholds
 
 
 Detector = Callable[[Context], list[Finding]]
@@ -135,6 +190,33 @@ def detector(fn: Detector | None = None, *, history: str = "any") -> Detector | 
         HISTORY[f.__name__] = history
         return f
     return register(fn) if fn is not None else register
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What live detection (``watch``) knows of an open incident besides its composition, in seconds."""
+
+    volume_seconds: int   # seconds flagged for volume
+    attack_seconds: int   # seconds carrying the suspects' traffic
+    failure_seconds: int  # seconds of server errors the attack does not explain
+
+
+#: how a finding kind is stated live: from the live composition and state, its claim and metrics, or None
+LiveEvaluation = Callable[["Composition", LiveState, DetectorPolicy], "tuple[str, dict[str, Any]] | None"]
+#: the finding kinds ``watch`` states, in the order it states them: kind -> (id suffix, evaluation). Each sits
+#: beside its detector (detectors/rules.py), on the same conditions, with the numbers a live composition has.
+LIVE: dict[str, tuple[str, LiveEvaluation]] = {}
+
+
+def live(kind: str, name: str) -> Callable[[LiveEvaluation], LiveEvaluation]:
+    """Register how ``watch`` states finding ``kind`` (ids ``W<incident>-<name>``)."""
+    if kind not in FINDING_KINDS:
+        raise ValueError(f"unknown finding kind {kind!r}")
+
+    def register(fn: LiveEvaluation) -> LiveEvaluation:
+        LIVE[kind] = (name, fn)
+        return fn
+    return register
 
 
 def detectors_for(has_history: bool) -> list[Detector]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,16 @@ import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import busiest_minutes, client_rates, heaviest, in_ranges, is_asset
 from floodwitness.analysis.phases import minute_span, suspects
-from floodwitness.detectors.base import INHUMAN_PER_MINUTE, Context, Evidence, Finding, detector
+from floodwitness.detectors.base import (
+    DEFAULT_POLICY,
+    Context,
+    DetectorPolicy,
+    Evidence,
+    Finding,
+    LiveState,
+    detector,
+    live,
+)
 from floodwitness.detectors.behaviour import scan_rules
 from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
@@ -48,35 +58,37 @@ def _pct(x: float) -> str:
 # -- The conditions each detector states, on a composition alone: shared with live detection (watch), which
 # -- computes the same composition from sketches and cannot run the evidence queries.
 
-def new_networks_hold(c: Composition) -> bool:
-    return c.excess > 0 and c.new_network_excess_share >= 0.25
+def new_networks_hold(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+    return c.excess > 0 and c.new_network_excess_share >= p.new_network_share
 
 
-def known_clients_hold(c: Composition) -> bool:
-    return c.excess > 0 and c.known_excess_share >= 0.4
+def known_clients_hold(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+    return c.excess > 0 and c.known_excess_share >= p.known_share
 
 
-def familiar_crowd_holds(c: Composition) -> bool:
+def familiar_crowd_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
     nb, bb = c.new_behaviour, c.baseline_behaviour
     if "path" in c.not_logged:  # "behaved like people" needs their asset requests
         return False
-    return c.excess > 0 and c.new_excess_share >= 0.4 and c.new_network_excess_share <= 0.4 and \
-        nb.asset_share >= 0.6 * bb.asset_share
+    return c.excess > 0 and c.new_excess_share >= p.crowd_new_share and \
+        c.new_network_excess_share <= p.crowd_new_network_share and \
+        nb.asset_share >= p.crowd_asset_ratio * bb.asset_share
 
 
-def bot_behaviour_holds(c: Composition) -> bool:
+def bot_behaviour_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
     nb, bb = c.new_behaviour, c.baseline_behaviour
     if "path" in c.not_logged:  # no asset share to judge by (it reads 0 for everyone)
         return False
-    return c.excess > 0 and nb.requests >= 0.2 * c.excess and nb.asset_share < 0.3 * max(bb.asset_share, 0.05)
+    return c.excess > 0 and nb.requests >= p.bot_request_share * c.excess and \
+        nb.asset_share < p.bot_asset_ratio * max(bb.asset_share, p.bot_asset_floor)
 
 
-def cache_busting_holds(c: Composition) -> bool:
-    return c.new_behaviour.query_share >= 0.5 and c.new_behaviour.unique_query_share >= 0.8
+def cache_busting_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+    return c.new_behaviour.query_share >= p.query_share and c.new_behaviour.unique_query_share >= p.unique_query_share
 
 
-def concentrated_sources_hold(c: Composition) -> bool:
-    return c.excess > 0 and (c.sources_for_80pct <= 10 or c.top10_excess_share >= 0.8)
+def concentrated_sources_hold(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+    return c.excess > 0 and (c.sources_for_80pct <= p.few_sources or c.top10_excess_share >= p.top10_share)
 
 
 @detector(history="needs")
@@ -102,7 +114,7 @@ def server_errors(ctx: Context) -> list[Finding]:
     base = c.baseline_behaviour.error_share
     window_errors = int(ctx.timeline.status_5xx[ctx.timeline.index_of(c.start):ctx.timeline.index_of(c.end)].sum())
     window_share = window_errors / max(c.requests, 1)
-    if window_share - base < 0.02 or window_errors < 10:
+    if window_share - base < ctx.policy.error_share_delta or window_errors < ctx.policy.min_errors:
         return []
     query = window_sql(ctx, select="status, count(*) AS n", where="status >= 500", group="1", order="2 DESC")
     against = f"against {_pct(base)} in the baseline" if ctx.has_history else "no baseline to compare with"
@@ -137,7 +149,7 @@ def server_errors(ctx: Context) -> list[Finding]:
 @detector(history="needs")
 def new_networks(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if not new_networks_hold(c):
+    if not new_networks_hold(c, ctx.policy):
         return []
     query = window_sql(ctx, select="client_ip, count(*) AS requests",
                        where=f"client_ip NOT IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
@@ -157,7 +169,7 @@ def new_networks(ctx: Context) -> list[Finding]:
 @detector(history="needs")
 def known_clients_surge(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if not known_clients_hold(c):
+    if not known_clients_hold(c, ctx.policy):
         return []
     query = window_sql(ctx, select="client_ip, count(*) AS requests, count(*) FILTER (WHERE status >= 500) AS errors",
                        where=f"client_ip IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
@@ -176,7 +188,7 @@ def known_clients_surge(ctx: Context) -> list[Finding]:
 def familiar_crowd(ctx: Context) -> list[Finding]:
     c = ctx.composition
     nb, bb = c.new_behaviour, c.baseline_behaviour
-    if not familiar_crowd_holds(c):
+    if not familiar_crowd_holds(c, ctx.policy):
         return []
     # requests per active minute of the new clients and of the baseline's: people's pace, or not
     new_ips = ibis.memtable(c.clients_table.filter(pc.invert(c.clients_table.column("known"))).select(["client_ip"]))
@@ -202,7 +214,7 @@ def familiar_crowd(ctx: Context) -> list[Finding]:
 def bot_behaviour(ctx: Context) -> list[Finding]:
     c = ctx.composition
     nb, bb = c.new_behaviour, c.baseline_behaviour
-    if not bot_behaviour_holds(c):
+    if not bot_behaviour_holds(c, ctx.policy):
         return []
     out = []
     query = window_sql(ctx, select="path, count(*) AS n, count(*) FILTER (WHERE " + ASSET_SQL + ") AS assets",
@@ -224,7 +236,7 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
                      "top_path": nb.top_path,
                      "top_path_share": round(nb.top_path_share, 3)},
         confidence=0.85, evidence=samples(ctx, lambda t: ~is_asset(t) & t.referer.isnull(), query)))
-    if cache_busting_holds(c):
+    if cache_busting_holds(c, ctx.policy):
         q = window_sql(ctx, select="count(*) AS requests, count(DISTINCT query) AS distinct_queries",
                        where="query IS NOT NULL")
         out.append(Finding(
@@ -241,7 +253,7 @@ def bot_behaviour(ctx: Context) -> list[Finding]:
 @detector
 def concentrated_sources(ctx: Context) -> list[Finding]:
     c = ctx.composition
-    if not concentrated_sources_hold(c):
+    if not concentrated_sources_hold(c, ctx.policy):
         return []
     table = c.heaviest(10, ["client_ip", "requests"])
     top = table.column("client_ip").to_pylist()
@@ -260,9 +272,10 @@ def concentrated_sources(ctx: Context) -> list[Finding]:
 
 @detector(history="without")
 def inhuman_rate(ctx: Context) -> list[Finding]:
-    """Without a baseline, a rate is judged by itself: clients that kept up :data:`INHUMAN_PER_MINUTE` requests
+    """Without a baseline, a rate is judged by itself: clients that kept up ``policy.inhuman_per_minute`` requests
     in a minute. (With one, the comparisons with the audience say more, and this count is not run.)"""
-    table = ctx.inhuman if ctx.inhuman is not None else busiest_minutes(ctx.data, ctx.window, INHUMAN_PER_MINUTE)
+    table = ctx.inhuman if ctx.inhuman is not None else busiest_minutes(ctx.data, ctx.window,
+                                                                                ctx.policy.inhuman_per_minute)
     if table.num_rows == 0:
         return []
     requests = int(pc.sum(table.column("requests")).as_py() or 0)
@@ -273,11 +286,11 @@ def inhuman_rate(ctx: Context) -> list[Finding]:
                        group="1, 2", order="3 DESC LIMIT 20")
     return [Finding(
         _fid(ctx, "rate"), "inhuman_rate",
-        f"{table.num_rows:,} client(s) sent {INHUMAN_PER_MINUTE} or more requests in a minute (up to "
+        f"{table.num_rows:,} client(s) sent {ctx.policy.inhuman_per_minute} or more requests in a minute (up to "
         f"{int(top[0]['peak']):,}, {int(top[0]['peak']) / 60:.0f}/s), a pace no person browsing keeps: "
         f"{requests:,} requests, {_pct(share)} of the window's", ctx.window,
         {"clients": table.num_rows, "requests": requests, "share": round(share, 3),
-         "threshold_per_minute": INHUMAN_PER_MINUTE, "top_sources": ips,
+         "threshold_per_minute": ctx.policy.inhuman_per_minute, "top_sources": ips,
          "top_peaks": [int(r["peak"]) for r in top]},
         confidence=0.9 if share >= 0.2 else 0.7,
         evidence=samples(ctx, lambda t: t.client_ip.isin(ips[:3]), query))]
@@ -312,7 +325,7 @@ def tool_fingerprint(ctx: Context) -> list[Finding]:
             predicate = partial(_from_sources, ips=sorted(flagged[rule.name].ips))
         else:
             continue
-        if hits < 20 or hits / total < 0.02:
+        if hits < ctx.policy.tool_min_requests or hits / total < ctx.policy.tool_min_share:
             continue
         out.append(Finding(
             _fid(ctx, f"tool-{rule.name}"), "tool_fingerprint",
@@ -372,3 +385,71 @@ def legitimate_impact(ctx: Context) -> list[Finding]:
          "share": round(share, 3)}, confidence=0.95,
         evidence=samples(ctx, lambda t: t.status >= 500, query, n=2))]
 
+
+
+# -- How watch states each finding live, in the order it states them: the same conditions as the detectors above,
+# -- with the numbers a live composition (sums and sketches, no evidence queries) has.
+
+@live("traffic_surge", "surge")
+def _surge_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not s.volume_seconds:
+        return None
+    return (f"{c.requests:,} requests, {c.excess:,.0f} above the baseline",
+            {"requests": c.requests, "expected": round(c.expected), "excess": round(c.excess)})
+
+
+@live("new_networks", "newnets")
+def _new_networks_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not new_networks_hold(c, p):
+        return None
+    return (f"{c.new_network_excess_share:.0%} of the excess from networks the audience never used",
+            {"new_network_excess_share": round(c.new_network_excess_share, 3)})
+
+
+@live("bot_behaviour", "bots")
+def _bots_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not bot_behaviour_holds(c, p):
+        return None
+    return (f"new clients requested {c.new_behaviour.asset_share:.0%} assets "
+            f"(baseline {c.baseline_behaviour.asset_share:.0%})",
+            {"asset_share": round(c.new_behaviour.asset_share, 3)})
+
+
+@live("cache_busting", "cachebust")
+def _cache_busting_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not (bot_behaviour_holds(c, p) and cache_busting_holds(c, p)):  # stated with the bots, as in batch
+        return None
+    return (f"{c.new_behaviour.query_share:.0%} of the new clients' requests carried a query string, nearly all "
+            "unique", {})
+
+
+@live("concentrated_sources", "few")
+def _few_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not concentrated_sources_hold(c, p):
+        return None
+    return (f"{c.sources_for_80pct} source(s) made 80% of the excess",
+            {"sources_for_80pct": c.sources_for_80pct, "top10_excess_share": round(c.top10_excess_share, 3)})
+
+
+@live("familiar_crowd", "crowd")
+def _crowd_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not familiar_crowd_holds(c, p):
+        return None
+    return ("the new clients came from the audience's usual networks and loaded assets like people",
+            {"asset_share": round(c.new_behaviour.asset_share, 3)})
+
+
+@live("known_clients_surge", "known")
+def _known_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not known_clients_hold(c, p):
+        return None
+    return (f"{c.known_excess_share:.0%} of the excess came from known clients",
+            {"known_excess_share": round(c.known_excess_share, 3)})
+
+
+@live("errors_without_surge", "inside")
+def _inside_live(c: Composition, s: LiveState, p: DetectorPolicy) -> tuple[str, dict[str, Any]] | None:
+    if not s.failure_seconds:
+        return None
+    return (f"server errors stood out in {s.failure_seconds} s without attack traffic",
+            {"failure_minutes": math.ceil(s.failure_seconds / 60), "attack_minutes": math.ceil(s.attack_seconds / 60)})

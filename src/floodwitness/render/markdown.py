@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.render.report_view import CLUSTER_KINDS, Item, ReportView, impact_line, incident_line, listed_sources
+from floodwitness.render.report_view import Item, ReportView, impact_line, incident_line, listed_sources
 from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                                  ("Busiest clients", "top", "client")):
             if sources.get(key) and (view.attack or key == "top"):
                 out += _clients(view.report, title, key, what)
-    clusters = view.findings_of(CLUSTER_KINDS)
+    clusters = view.findings_in("clusters")
     if clusters:
         out += ["## Attacking clusters and fingerprints", ""]
         out += [f"- {_cite(f)} {md_text(f['claim'], line_start=False)}" for f in clusters]

@@ -13,10 +13,6 @@ from typing import Any
 from floodwitness.report.contract import check_report
 from floodwitness.verdict import ATTACK_KINDS
 
-#: Findings about who attacked and how (clusters of sources, behaviour, tool fingerprints).
-CLUSTER_KINDS = ("new_networks", "concentrated_sources", "bot_behaviour", "cache_busting", "tool_fingerprint")
-IMPACT_KINDS = ("legitimate_impact", "server_errors", "errors_without_surge", "known_clients_surge")
-
 #: The impact's errors when the logs have no status field (the report's ``impact.not_logged``).
 ERRORS_NOT_LOGGED = "server errors not known: the logs have no response status"
 
@@ -156,8 +152,10 @@ class ReportView:
                            tuple(self._item(t) for t in h["against"]))
                 for h in self.report["verdict"].get("hypotheses", [])]
 
-    def findings_of(self, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-        return [f for f in self.report["findings"] if f["kind"] in kinds]
+    def findings_in(self, section: str) -> list[dict[str, Any]]:
+        """The findings of a report section (``findings[].section``, from the finding kind's registry entry: a
+        report written before that field shows its findings in the evidence list only)."""
+        return [f for f in self.report["findings"] if f.get("section") == section]
 
     @property
     def attack(self) -> bool:

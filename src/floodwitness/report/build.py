@@ -21,7 +21,6 @@ from floodwitness.analysis.history import whole_period
 from floodwitness.analysis.sources import client_details, top_paths, top_user_agents
 from floodwitness.analysis.timeline import first_seen_per_minute
 from floodwitness.detectors import FINDING_KINDS
-from floodwitness.detectors.base import INHUMAN_PER_MINUTE
 from floodwitness.detectors.behaviour import flag_sources
 from floodwitness.mitigation import Blocklist, build_blocklist
 from floodwitness.mitigation.attackers import requests_by_client, select_attackers
@@ -56,6 +55,7 @@ ATTRIBUTION = {
                     "anything that never reached these servers (traffic dropped upstream, other services)"],
 }
 
+
 def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
                  span: Span | None, rules: tuple[Rule, ...], known_clients: pa.Table, results: list[IncidentResult],
                  flags: list[RuleFlags] | None) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             "verdict": verdict_section(None if main is None else main.verdict, minutes=tl.minutes,
                                        has_history=history.sufficient,
                                        incident=None if main is None else (_iso(main.times[0]), _iso(main.times[1])),
-                                       inhuman_per_minute=INHUMAN_PER_MINUTE),
+                                       inhuman_per_minute=options.detectors.inhuman_per_minute),
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
             "timeline": _timeline_dict(tl, base, baseline_ranges)
@@ -108,6 +108,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             report["mitigation"] = {"blocklist": [], "note": "no incident: nothing to block"}
     return report
 
+
 def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
     return {"since": _iso(options.since) if options.since else None,
             "until": _iso(options.until) if options.until else None,
@@ -116,6 +117,7 @@ def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
             "store": str(data.store), "store_is_temporary": data.temporary,
             "geoip": options.geoip, "asn": options.asn, "enrich": options.enrich,
             "fingerprints": list(options.fingerprints)}
+
 
 def _inputs(data: Dataset) -> list[dict[str, Any]]:
     out = []
@@ -127,6 +129,7 @@ def _inputs(data: Dataset) -> list[dict[str, Any]]:
                     "reject_samples": [asdict(s) for s in i.reject_samples], "utf8_repaired": i.utf8_repaired,
                     "complete": i.complete, "damage": i.damage, "first_ts": i.first_ts, "last_ts": i.last_ts})
     return out
+
 
 def _incident_dict(r: IncidentResult) -> dict[str, Any]:
     """One incident; without history its expected requests, excess and baseline rate are unknown (null)."""
@@ -143,11 +146,14 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
             "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
 
+
 def _finding_dict(f: Finding) -> dict[str, Any]:
-    return {"id": f.id, "kind": f.kind, "severity": f.severity, "description": FINDING_KINDS[f.kind].description,
-            "technique": f.technique, "claim": f.claim, "confidence": f.confidence,
+    kind = FINDING_KINDS[f.kind]
+    return {"id": f.id, "kind": f.kind, "severity": f.severity, "description": kind.description,
+            "section": kind.section, "technique": f.technique, "claim": f.claim, "confidence": f.confidence,
             "window": {"start": _iso(f.window[0]), "end": _iso(f.window[1])},
             "metrics": dict(f.metrics), "evidence": [e.to_dict() for e in f.evidence]}
+
 
 def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     def clean(a: np.ndarray) -> list[float | None]:
@@ -161,6 +167,7 @@ def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[dat
             "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
             "baseline_requests": [round(float(x), 1) for x in base.level],
             "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges]}
+
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
     c = r.composition
@@ -210,6 +217,7 @@ def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datet
         "attribution_caveat": ATTRIBUTION["cannot_show"][1],
     } | _audience_fields(r.audience)
 
+
 def _audience_fields(a: Audience | None) -> dict[str, Any]:
     """The audience model's fields of ``sources`` (added to the contract by the sources issue)."""
     if a is None:
@@ -217,9 +225,9 @@ def _audience_fields(a: Audience | None) -> dict[str, Any]:
     return {"audience": {lv.level: lv.to_dict() for lv in a.levels}, "asns": a.asns, "countries": a.countries,
             "databases": a.databases, "audience_note": a.note}
 
+
 def _targets(data: Dataset, r: IncidentResult) -> dict[str, Any]:
-    vectors = [f.claim for f in r.findings if f.kind in ("bot_behaviour", "cache_busting", "tool_fingerprint",
-                                                           "concentrated_sources")]
+    vectors = [f.claim for f in r.findings if FINDING_KINDS[f.kind].vector]
     return {"top_paths": top_paths(data, r.times), "vectors": vectors}
 
 
@@ -237,6 +245,7 @@ def _impact(r: IncidentResult, *, status_logged: bool = True) -> dict[str, Any]:
             "error_share": round(float(r.phases.errors.sum()) / max(float(r.phases.requests.sum()), 1.0), 4),
             "not_logged": []}
 
+
 def _blocklist(r: IncidentResult, attackers: dict[str, int], known: dict[str, int],
                options: AnalyzeOptions) -> Blocklist:
     """The attack's blocklist (no engine query: safe on a worker thread); ``known``: the baseline's clients
@@ -245,6 +254,7 @@ def _blocklist(r: IncidentResult, attackers: dict[str, int], known: dict[str, in
     incident = dict(zip(c.clients_table.column("client_ip").to_pylist(),
                         c.clients_table.column("requests").to_pylist(), strict=True))
     return build_blocklist(attackers, known, incident_clients=incident, policy=options.blocklist_policy)
+
 
 def _mitigation(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]],
                 options: AnalyzeOptions, blocklist: Blocklist | None, attackers: dict[str, int],

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from floodwitness.analysis.history import HistoryPolicy
 from floodwitness.analysis.phases import suspects
 from floodwitness.analysis.windows import WindowPolicy
+from floodwitness.detectors.base import DetectorPolicy
 from floodwitness.errors import UsageError
 from floodwitness.mitigation import BlocklistPolicy
 
@@ -30,6 +31,7 @@ class AnalyzeOptions:
     until: datetime | None = None
     baseline: tuple[datetime, datetime] | None = None
     policy: WindowPolicy = field(default_factory=WindowPolicy)
+    detectors: DetectorPolicy = field(default_factory=DetectorPolicy)  # the detectors' thresholds
     history: HistoryPolicy = field(default_factory=HistoryPolicy)
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
@@ -45,6 +47,7 @@ class AnalyzeOptions:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise UsageError("--since is not before --until: the time window is empty",
                              hint="Give --since an earlier time than --until (ISO 8601; UTC if no offset).")
+
 
 @dataclass
 class IncidentResult:

@@ -38,7 +38,6 @@ from floodwitness.analysis.windows import (
     window_times,
 )
 from floodwitness.detectors import Context, detectors_for
-from floodwitness.detectors.base import INHUMAN_PER_MINUTE
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.engine import memory_guard
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from floodwitness.analysis.dataset import Dataset
+    from floodwitness.detectors.base import DetectorPolicy
 
 
 def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
@@ -63,6 +63,7 @@ def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
     earlier, later = refine_edges(tl, base, w, around_start, around_end, options.policy)
     return start - timedelta(seconds=earlier), end + timedelta(seconds=later)
 
+
 @dataclass
 class _Shared:
     """What every incident of one analysis reads: the baseline's clients, the enricher, the rules."""
@@ -70,6 +71,7 @@ class _Shared:
     baseline_clients: pa.Table
     enricher: Enricher | None
     rules: tuple[Rule, ...]
+
 
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
               baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions,
@@ -83,7 +85,8 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
     audience = audience_of(comp, shared.baseline_clients, shared.enricher)
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
-                  baseline_ranges=baseline_ranges, audience=audience, rules=shared.rules, rules_scan=scan)
+                  baseline_ranges=baseline_ranges, audience=audience, rules=shared.rules, rules_scan=scan,
+                  policy=options.detectors)
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
@@ -97,18 +100,21 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                           float(counts[peak_second]) if len(counts) else 0.0,
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
 
+
 #: no known clients (the ``baseline_clients`` of no baseline)
 _NOBODY = pa.table({"client_ip": pa.array([], pa.string()), "requests": pa.array([], pa.int64())})
 
-def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Shared) -> list[IncidentResult]:
+
+def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Shared,
+                     policy: DetectorPolicy) -> list[IncidentResult]:
     """The analysed period judged by what its traffic shows by itself (no usable baseline): one incident over the
     whole period when that shows an attack or server errors, else none."""
     times = whole_period(tl)
     comp = compose(data, times, [], 0.0, _NOBODY, extra=partial(rule_aggregates, rules=shared.rules))
     scan = scan_rules(data, shared.rules, times, per_client=comp.clients_table)
-    inhuman = busiest_minutes(data, times, INHUMAN_PER_MINUTE)
+    inhuman = busiest_minutes(data, times, policy.inhuman_per_minute)
     ctx = Context(data, tl, base, times, (), (), comp, 0, None,
-                  rules=shared.rules, rules_scan=scan, has_history=False, inhuman=inhuman)
+                  rules=shared.rules, rules_scan=scan, has_history=False, inhuman=inhuman, policy=policy)
     findings = [f for fn in detectors_for(False) for f in fn(ctx)]
     verdict = judge_without_history(findings, comp.requests)
     if verdict.kind == "no_incident":
@@ -128,14 +134,17 @@ def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Share
                            second0 + timedelta(seconds=peak_second),
                            float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected)]
 
+
 def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Prior | None]:
     """A given ``--baseline`` measured (refused when it holds too little), with its typical minute."""
     if options.baseline is None:
         return None, None
     return given_history(data, *options.baseline, options.history, data.has_values("request_time"))
 
+
 #: a period without an incident window whose traffic matches one attack tool's rule this much is no baseline
 FLAGGED_SHARE = 0.5
+
 
 def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History | None, prior: Prior | None,
             user_since: datetime | None, rules: tuple[Rule, ...]
@@ -171,6 +180,7 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     windows = find_windows(tl, base, options.policy)
     return history, base, windows, None
 
+
 @memory_guard
 def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
             stage: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -202,7 +212,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
                          else _NOBODY, enricher, rules)
         if not history.sufficient:
             stage("incident 1/1")
-            results = _without_history(data, tl, base, shared) if tl.minutes else []
+            results = _without_history(data, tl, base, shared, options.detectors) if tl.minutes else []
         else:
             chosen = windows[: options.max_incidents]
             results = []

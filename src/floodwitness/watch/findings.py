@@ -4,23 +4,15 @@ and sketches, and the findings whose conditions (the detectors' own, from
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from floodwitness.analysis.composition import Behaviour, Composition, concentration, excess_share
 from floodwitness.detectors import Finding
-from floodwitness.detectors.rules import (
-    bot_behaviour_holds,
-    cache_busting_holds,
-    concentrated_sources_hold,
-    familiar_crowd_holds,
-    known_clients_hold,
-    new_networks_hold,
-)
+from floodwitness.detectors.base import DEFAULT_POLICY, LIVE, LiveState
 from floodwitness.watch.parse import BUCKET
 
 if TYPE_CHECKING:
@@ -70,39 +62,12 @@ def live_composition(inc: Incident, s: BucketStats, regs: Registers, new_regs: R
 
 
 def live_findings(inc: Incident, c: Composition) -> list[Finding]:
-    """The findings whose conditions hold, stated with the live numbers (no evidence queries live)."""
-    fid = f"W{inc.number}"
-    window = (c.start, c.end)
+    """The findings whose conditions hold, stated with the live numbers (no evidence queries live): each finding
+    kind's live evaluation from its registry entry (``detectors.base.LIVE``), in its order."""
+    state = LiveState(inc.volume_seconds, inc.attack_buckets * BUCKET, inc.failure_buckets * BUCKET)
     out: list[Finding] = []
-
-    def add(kind: str, name: str, claim: str, metrics: dict[str, Any]) -> None:
-        out.append(Finding(f"{fid}-{name}", kind, claim, window, metrics, confidence=0.7))
-
-    if inc.volume_seconds:
-        add("traffic_surge", "surge", f"{c.requests:,} requests, {c.excess:,.0f} above the baseline",
-            {"requests": c.requests, "expected": round(c.expected), "excess": round(c.excess)})
-    if new_networks_hold(c):
-        add("new_networks", "newnets", f"{c.new_network_excess_share:.0%} of the excess from networks the "
-            "audience never used", {"new_network_excess_share": round(c.new_network_excess_share, 3)})
-    if bot_behaviour_holds(c):
-        add("bot_behaviour", "bots", f"new clients requested {c.new_behaviour.asset_share:.0%} assets "
-            f"(baseline {c.baseline_behaviour.asset_share:.0%})",
-            {"asset_share": round(c.new_behaviour.asset_share, 3)})
-        if cache_busting_holds(c):
-            add("cache_busting", "cachebust", f"{c.new_behaviour.query_share:.0%} of the new clients' "
-                "requests carried a query string, nearly all unique", {})
-    if concentrated_sources_hold(c):
-        add("concentrated_sources", "few", f"{c.sources_for_80pct} source(s) made 80% of the excess",
-            {"sources_for_80pct": c.sources_for_80pct, "top10_excess_share": round(c.top10_excess_share, 3)})
-    if familiar_crowd_holds(c):
-        add("familiar_crowd", "crowd", "the new clients came from the audience's usual networks and loaded "
-            "assets like people", {"asset_share": round(c.new_behaviour.asset_share, 3)})
-    if known_clients_hold(c):
-        add("known_clients_surge", "known", f"{c.known_excess_share:.0%} of the excess came from known clients",
-            {"known_excess_share": round(c.known_excess_share, 3)})
-    if inc.failure_buckets:
-        minutes = math.ceil(inc.failure_buckets * BUCKET / 60)
-        add("errors_without_surge", "inside", f"server errors stood out in {inc.failure_buckets * BUCKET} s "
-            "without attack traffic", {"failure_minutes": minutes,
-                                       "attack_minutes": math.ceil(inc.attack_buckets * BUCKET / 60)})
+    for kind, (name, evaluate) in LIVE.items():
+        said = evaluate(c, state, DEFAULT_POLICY)
+        if said is not None:
+            out.append(Finding(f"W{inc.number}-{name}", kind, said[0], (c.start, c.end), said[1], confidence=0.7))
     return out
