@@ -65,6 +65,13 @@ def _row(console: Console, head: str, tail: str) -> None:
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
+    """The report in 80 columns: verdict, why, timeline, sources, targets, impact, blocklist, evidence, inputs."""
+    for section in (_verdict, _why, _incidents, _sources_section, _targets, _impact, _blocklist, _evidence,
+                    _inputs):
+        section(console, report)
+
+
+def _verdict(console: Console, report: dict[str, Any]) -> None:
     v = report["verdict"]
     style = {"ddos": "bold red", "dos": "bold red", "mixed": "bold red", "internal_failure": "bold yellow",
              "flash_crowd": "bold cyan", "no_incident": "bold green"}.get(v["kind"], "bold")
@@ -74,6 +81,10 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if thin:
         _line(console, f"warning: {terminal_safe(thin, 600)}", "yellow")
     console.print()
+
+
+def _why(console: Console, report: dict[str, Any]) -> None:
+    v = report["verdict"]
     best = next((h for h in v["hypotheses"] if h["kind"] == v["kind"]), v["hypotheses"][0])
     _line(console, "Why", "bold")
     for item in best["for"][:6]:
@@ -85,12 +96,18 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         _line(console, f"  score: {best['kind']} {best['score']:+.1f}; alternatives: "
                        + ", ".join(f"{h['kind']} {h['score']:+.1f}" for h in others), "dim", hang=4)
     console.print()
+
+
+def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
         _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
                        f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
     if not report["incidents"]:
         _line(console, "  no incident window")
+
+
+def _sources_section(console: Console, report: dict[str, Any]) -> None:
     sources = report.get("sources") or {}
     if sources.get("top"):
         console.print()
@@ -102,7 +119,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
                            f"excess from new networks {nv['new_network_excess_share']:.0%}, "
                            f"from known clients {nv['known_excess_share']:.0%}")
-        attack = v["kind"] in ATTACK_KINDS and sources.get("top_suspects")
+        attack = report["verdict"]["kind"] in ATTACK_KINDS and sources.get("top_suspects")
         lists = [("top_suspects", 5, "heaviest suspected attackers", "suspect")] if attack else []
         lists.append(("top", 3 if attack else 5, "busiest sources", "client"))
         for key, limit, title, what in lists:
@@ -118,6 +135,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     for f in flagged[:4]:
         ips = ", ".join(terminal_safe(t["client_ip"], 40) for t in f["top"][:3])
         _line(console, f"  {f['rule']}: {f['sources']:,} source(s), {f['requests']:,} req ({ips})")
+
+
+def _targets(console: Console, report: dict[str, Any]) -> None:
     targets = report.get("targets") or {}
     if targets.get("top_paths"):
         console.print()
@@ -125,26 +145,35 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         for p in targets["top_paths"][:5]:
             _line(console, f"  {terminal_safe(p['method'], 8):<8}{terminal_safe(p['path'], 50):<50} "
                            f"{p['requests']:>9,}")
+
+
+def _impact(console: Console, report: dict[str, Any]) -> None:
     impact = report.get("impact") or {}
     if impact:
         console.print()
         _line(console, "Impact", "bold")
         _line(console, f"  {impact_line(impact, 0)}")
+
+
+def _blocklist(console: Console, report: dict[str, Any]) -> None:
     mit = report.get("mitigation") or {}
     console.print()
     _line(console, "Blocklist", "bold")
     entries = mit.get("blocklist") or []
     if not entries:
         _line(console, f"  empty: {mit.get('note', 'nothing to block')}")
-    else:
-        collateral = sum(int(e["collateral_clients"]) for e in entries)
-        covered = sum(int(e["requests"]) for e in entries)
-        _line(console, f"  {len(entries):,} CIDRs covering {covered:,} attack requests; "
-                       f"collateral: {collateral:,} known clients")
-        for e in entries[:5]:
-            _row(console, f"  {e['cidr']:<18} {e['requests']:>9,} req  ", terminal_safe(e["reason"], 200))
-        if mit.get("note"):
-            _line(console, f"  note: {mit['note']}", "dim")
+        return
+    collateral = sum(int(e["collateral_clients"]) for e in entries)
+    covered = sum(int(e["requests"]) for e in entries)
+    _line(console, f"  {len(entries):,} CIDRs covering {covered:,} attack requests; "
+                   f"collateral: {collateral:,} known clients")
+    for e in entries[:5]:
+        _row(console, f"  {e['cidr']:<18} {e['requests']:>9,} req  ", terminal_safe(e["reason"], 200))
+    if mit.get("note"):
+        _line(console, f"  note: {mit['note']}", "dim")
+
+
+def _evidence(console: Console, report: dict[str, Any]) -> None:
     console.print()
     _line(console, "Evidence", "bold")
     for f in report["findings"][:8]:
@@ -155,6 +184,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     note = store_note(report)
     if note:
         _line(console, f"  {terminal_safe(note, 400)}", "dim")
+
+
+def _inputs(console: Console, report: dict[str, Any]) -> None:
     inputs = report["inputs"]
     read = sum(i["lines_read"] for i in inputs)
     rejected = sum(i["lines_rejected"] for i in inputs)
