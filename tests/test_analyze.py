@@ -17,7 +17,8 @@ from netaddr import IPAddress, IPNetwork, IPSet
 from rich.console import Console
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.cli import _size, main
+from floodwitness.cli import main
+from floodwitness.cli.options import _size
 from floodwitness.render.terminal import print_report
 from floodwitness.report import analyze
 from floodwitness.simulate import SCENARIOS, Truth, simulate

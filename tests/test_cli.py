@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.cli import _open_engine, _size, _stages, main
+from floodwitness.cli import main
+from floodwitness.cli.options import _open_engine, _size, _stages
 from floodwitness.formats import ALIASES, FORMATS
 from floodwitness.report import analyze
 from floodwitness.schema import COLUMNS
