@@ -231,8 +231,8 @@ def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
     return [ddos, dos, crowd, inside, mixed]
 
 
-def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: bool,
-                    incident: tuple[str, str] | None = None, inhuman_per_minute: int = 0) -> dict[str, Any]:
+def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: bool, inhuman_per_minute: int,
+                    incident: tuple[str, str] | None = None) -> dict[str, Any]:
     """The report's ``verdict``: the main incident's verdict ``v`` (``incident``: its start and end, cited against
     ``no_incident``), or without one, ``no_incident`` over the ``minutes`` examined, as sure as the history allows
     (``inhuman_per_minute``: the rate looked for without history, to say so)."""
