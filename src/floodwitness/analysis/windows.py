@@ -230,6 +230,22 @@ def baseline_minutes(tl: Timeline, base: Baseline, windows: list[Window], margin
     return np.flatnonzero(usable)
 
 
+def window_weight(tl: Timeline, base: Baseline, w: Window) -> float:
+    """How much an incident window weighs before it is analysed: its requests above the baseline, and ten per
+    server error (the weight the report ranks analysed incidents by, from the minute series alone)."""
+    span = slice(w.start_index, w.end_index)
+    return float(np.maximum(tl.requests[span] - base.level[span], 0).sum() + 10 * tl.status_5xx[span].sum())
+
+
+def heaviest_windows(tl: Timeline, base: Baseline, windows: list[Window], n: int) -> tuple[list[Window],
+                                                                                          list[Window]]:
+    """The ``n`` heaviest windows (:func:`window_weight`), in time order, and the others: a long log's biggest
+    incident is analysed whatever its place in time."""
+    ranked = sorted(range(len(windows)), key=lambda i: (-window_weight(tl, base, windows[i]), i))
+    keep = set(ranked[:n])
+    return ([w for i, w in enumerate(windows) if i in keep], [w for i, w in enumerate(windows) if i not in keep])
+
+
 def outside_windows(tl: Timeline, windows: list[Window]) -> np.ndarray:
     """Indexes of the minutes in no incident window: the traffic the analysed period has besides its incidents
     (flagged minutes that formed no window included: a lone busy minute is part of a site's ordinary traffic)."""

@@ -105,6 +105,10 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
                        f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
     if not report["incidents"]:
         _line(console, "  no incident window")
+    left_out = report.get("incidents_left_out") or []
+    if left_out:
+        _line(console, f"  and {_count(len(left_out), 'lighter incident window')} not analysed in depth "
+                       "(incidents_left_out in the JSON)", "dim")
 
 
 def _sources_section(console: Console, report: dict[str, Any]) -> None:

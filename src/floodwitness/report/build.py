@@ -20,6 +20,7 @@ from floodwitness.analysis.composition import BROWSING_MINUTES, heaviest
 from floodwitness.analysis.history import whole_period
 from floodwitness.analysis.sources import client_details, top_paths, top_user_agents
 from floodwitness.analysis.timeline import first_seen_per_minute
+from floodwitness.analysis.windows import window_times, window_weight
 from floodwitness.detectors import FINDING_KINDS
 from floodwitness.detectors.behaviour import flag_sources
 from floodwitness.mitigation import Blocklist, build_blocklist
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from floodwitness.analysis.history import History
     from floodwitness.analysis.span import Span
     from floodwitness.analysis.timeline import Timeline
-    from floodwitness.analysis.windows import Baseline
+    from floodwitness.analysis.windows import Baseline, Window
     from floodwitness.detectors import Finding
     from floodwitness.detectors.behaviour import RuleFlags
     from floodwitness.detectors.fingerprints import Rule
@@ -58,9 +59,10 @@ ATTRIBUTION = {
 
 def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
                  span: Span | None, rules: tuple[Rule, ...], known_clients: pa.Table, results: list[IncidentResult],
-                 flags: list[RuleFlags] | None) -> dict[str, Any]:
+                 flags: list[RuleFlags] | None, left_out: list[Window]) -> dict[str, Any]:
     """The report of an analysis: its incidents, heaviest first (``known_clients``: the baseline's clients and their
-    requests; ``flags``: the sources the rules flagged in a period without an incident, when already found)."""
+    requests; ``flags``: the sources the rules flagged in a period without an incident, when already found;
+    ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth)."""
     baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
@@ -92,6 +94,8 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
         }
         if span is not None and span.periods:
             report["time_span"] = span.to_dict()
+        if left_out:
+            report["incidents_left_out"] = [_left_out_dict(tl, base, w) for w in left_out]
         if main is not None:
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
@@ -145,6 +149,16 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
             "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
+
+
+def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:
+    """An incident window not analysed in depth (lighter than the analysed ones), from the minute series."""
+    start, end = window_times(tl, w)
+    span = slice(w.start_index, w.end_index)
+    return {"start": _iso(start), "end": _iso(end), "requests": int(tl.requests[span].sum()),
+            "expected_requests": round(float(base.level[span].sum())), "server_errors": int(tl.status_5xx[span].sum()),
+            "weight": round(window_weight(tl, base, w), 1),
+            "note": "lighter than the incidents analysed in depth (their number is capped by max_incidents)"}
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:

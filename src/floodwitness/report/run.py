@@ -32,6 +32,7 @@ from floodwitness.analysis.windows import (
     baseline_and_flags,
     baseline_minutes,
     find_windows,
+    heaviest_windows,
     minutes_to_ranges,
     outside_windows,
     refine_edges,
@@ -207,6 +208,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     history, base, windows, flags = _settle(data, options, tl, history, prior, user_since, rules)
     baseline_ranges = list(history.ranges)
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
+    left_out: list[Window] = []
     try:
         shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
                          else _NOBODY, enricher, rules)
@@ -214,7 +216,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
             stage("incident 1/1")
             results = _without_history(data, tl, base, shared, options.detectors) if tl.minutes else []
         else:
-            chosen = windows[: options.max_incidents]
+            chosen, left_out = heaviest_windows(tl, base, windows, options.max_incidents)
             results = []
             for i, w in enumerate(chosen):
                 stage(f"incident {i + 1}/{len(chosen)}")
@@ -226,4 +228,4 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
             enricher.close()
     stage("report")
     return build_report(data, options, tl, base, history, span, rules, shared.baseline_clients, results,
-                        flags)
+                        flags, left_out)
