@@ -154,7 +154,8 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     minutes outside the windows are the history, unless they are too few, or the period has no window and its
     traffic is mostly an attack tool's (logs of the attack alone, where the rolling level is the attack); then the
     two hours before ``--since``, if it was given and they hold enough. Also the sources the rules flag in a period
-    without a window (None otherwise), which the report lists."""
+    without a window that has enough minutes of history (None otherwise: the report, or the judgment without
+    history, scans them itself, once)."""
     base = baseline_and_flags(tl, options.policy, prior)
     windows = find_windows(tl, base, options.policy)
     if given is not None:
@@ -162,11 +163,11 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     quiet = baseline_minutes(tl, base, windows)
     history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
     flags = None
-    if not windows:
+    if not windows and history.sufficient:  # (too little history already: the rules' scan would be the verdict's)
         flags = flag_sources(data, rules, whole_period(tl))
         top = max(flags, key=lambda f: f.requests, default=None)
         share = top.requests / max(float(tl.requests.sum()), 1.0) if top is not None else 0.0
-        if history.sufficient and top is not None and share >= FLAGGED_SHARE:
+        if top is not None and share >= FLAGGED_SHARE:
             history = replace(history, sufficient=False, note=(
                 f"no usable history: {share:.0%} of the analysed period's requests match {top.rule.name} (an attack "
                 "tool's fingerprint), so its own traffic cannot stand for the site's usual one; the verdict rests "
