@@ -66,10 +66,16 @@ def attack_and_failure(requests: np.ndarray, errors: np.ndarray, suspect: np.nda
 
 
 def analyse_phases(data: Dataset, tl: Timeline, base: Baseline, comp: Composition, start_index: int,
-                   end_index: int, policy: WindowPolicy, margin: int = 5) -> Phases:
+                   end_index: int, policy: WindowPolicy, margin: int = 5, hostile: pa.Table | None = None) -> Phases:
+    """``hostile``: more clients (``client_ip``) whose requests are the incident's and not the site's own traffic
+    (sources that scanned or brute-forced it, even when seen before): the errors their requests drew never make
+    a failure of the site."""
     lo, hi = max(0, start_index - margin), min(tl.minutes, end_index + margin)
     since, until = tl.minute_at(lo), tl.minute_at(hi)
-    sus = suspects(comp)
+    sus = suspects(comp).select(["client_ip"])
+    if hostile is not None and hostile.num_rows:
+        both = pa.concat_tables([sus, hostile.select(["client_ip"]).cast(sus.schema)])
+        sus = both.group_by("client_ip").aggregate([])
     suspect_per_minute = suspect_errors = np.zeros(hi - lo)
     if sus.num_rows:
         ips = ibis.memtable(sus.select(["client_ip"]))

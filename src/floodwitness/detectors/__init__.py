@@ -4,7 +4,11 @@ Detectors register by name in :data:`DETECTORS` (the name is the function's name
 each takes a :class:`Context` and returns findings. Renderers and the verdict read only findings.
 """
 
-from floodwitness.detectors import rules as _rules  # noqa: F401 - importing registers the detectors
+# importing registers the detectors, in this order (the findings are listed in it)
+# isort: off
+from floodwitness.detectors import rules as _rules  # noqa: F401
+from floodwitness.detectors import abuse as _abuse  # noqa: F401
+# isort: on
 from floodwitness.detectors.base import DETECTORS, FINDING_KINDS, Context, Evidence, Finding, detectors_for
 
 __all__ = ["DETECTORS", "FINDING_KINDS", "Context", "Evidence", "Finding", "detectors_for"]

@@ -17,20 +17,51 @@ if TYPE_CHECKING:
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.analysis.windows import Baseline
+    from floodwitness.detectors.abuse_scan import AbuseScan
     from floodwitness.detectors.behaviour import RuleScan
     from floodwitness.detectors.fingerprints import Rule
 
 
 @dataclass(frozen=True)
+class Grade:
+    """A verdict weight graded by a measure of the incident: ``high`` points when the measure is at least
+    ``at_least``, else ``low``. The measures are the ones :func:`floodwitness.verdict.judge_incident` is given:
+    ``new_network_share`` and ``known_share`` (of the excess), ``surge`` (1 when the traffic surged, else 0)."""
+
+    measure: str
+    at_least: float
+    high: float
+    low: float
+
+
+#: a finding's weight on one hypothesis: fixed points, or points graded by a measure
+Weight = float | Grade
+
+
+@dataclass(frozen=True)
 class FindingKind:
-    """A finding kind's one home: what it says, how grave it is, the report section it belongs to, and whether it
-    names an attack vector (``targets.vectors``). Renderers read ``findings[].section`` from the report."""
+    """A finding kind's one home: what it says, how grave it is, the report section it belongs to, whether it
+    names an attack vector (``targets.vectors``), and how the verdict weighs it. Renderers read
+    ``findings[].section`` from the report.
+
+    ``weights``: the points a finding of this kind adds to each hypothesis of the verdict with history
+    (``attack``, the evidence the flood kinds share; ``flash_crowd``; ``internal_failure``; ``abuse``, the hostile
+    behaviours that are not floods), each cited with the finding. ``counts_when``: (metric, least value) of the
+    finding for it to count at all. ``behaviour``: the hostile behaviour it names (``scan``, ``brute_force``,
+    ``scrape``), for the incident's ``behaviour`` and the ``abuse`` verdict."""
 
     description: str
     severity: str  # info | low | medium | high
-    technique: str | None = None  # MITRE ATT&CK: T1498 network DoS, T1499 endpoint DoS
+    technique: str | None = None  # MITRE ATT&CK: T1498 network DoS, T1499 endpoint DoS, T1595 scanning, T1110
     section: str = "traffic"  # one of SECTIONS
     vector: bool = False      # its claim describes how the attack was made
+    weights: Mapping[str, Weight] = field(default_factory=dict)
+    counts_when: tuple[str, float] | None = None
+    behaviour: str | None = None
+
+
+#: the hypotheses the verdict with history weighs (the flood kinds ddos, dos and mixed share ``attack``)
+HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse")
 
 
 #: the report's sections that group findings: the traffic itself, who attacked and how, the audience, the impact
@@ -71,30 +102,57 @@ class DetectorPolicy:
     #: inhuman_rate (without history): a client at this many requests in one minute (5 a second, sustained) is no
     #: person browsing: a page with its assets is a burst of tens of requests, then reading
     inhuman_per_minute: int = 300
+    #: scan_behaviour, brute_force, scraping: stated when the sources showing the behaviour (data/behaviours.json)
+    #: sent this many requests and this share of the window's
+    abuse_min_requests: int = 20
+    abuse_min_share: float = 0.05
 
 
+#: Every finding kind. The order is the one the verdict weighs them in (and cites its reasons in).
 FINDING_KINDS: dict[str, FindingKind] = {
-    "traffic_surge": FindingKind("Requests far above the baseline", "medium", "T1499"),
-    "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high", section="impact"),
-    "errors_without_surge": FindingKind("Server errors rose while traffic was normal: the failure is inside", "high",
-                                        section="impact"),
-    "new_networks": FindingKind("The excess came from networks the site's audience never used", "high", "T1498",
-                                section="clusters"),
-    "known_clients_surge": FindingKind("The excess came from the site's own known clients (retries)", "medium",
-                                       section="impact"),
-    "familiar_crowd": FindingKind("The excess came from the audience's usual networks, behaving like people", "info",
-                                  section="audience"),
+    "new_networks": FindingKind(
+        "The excess came from networks the site's audience never used", "high", "T1498", section="clusters",
+        weights={"attack": Grade("new_network_share", 0.5, 2.0, 1.0),
+                 "flash_crowd": Grade("new_network_share", 0.5, -2.0, -0.5), "internal_failure": -2.0}),
     "bot_behaviour": FindingKind("New clients did not behave like browsers (no assets, fixed or random URLs)",
-                                 "high", "T1499.002", section="clusters", vector=True),
+                                 "high", "T1499.002", section="clusters", vector=True,
+                                 weights={"attack": 2.0, "flash_crowd": -2.0}),
     "cache_busting": FindingKind("Random query strings that defeat caches", "high", "T1499.002", section="clusters",
-                                 vector=True),
-    "concentrated_sources": FindingKind("A handful of sources made most of the excess", "high", "T1499.002",
-                                        section="clusters", vector=True),
+                                 vector=True, weights={"attack": 1.0}),
     "tool_fingerprint": FindingKind("Requests match a known attack tool or botnet", "high", "T1499.002",
-                                    section="clusters", vector=True),
+                                    section="clusters", vector=True, weights={"attack": 2.0, "flash_crowd": -1.0},
+                                    counts_when=("share", 0.1)),
+    "concentrated_sources": FindingKind("A handful of sources made most of the excess", "high", "T1499.002",
+                                        section="clusters", vector=True,
+                                        weights={"attack": 1.0, "flash_crowd": -1.0}),
+    # weighed by the verdict itself (verdict._weigh_audience): two graded levels, and only with a surge
     "audience_shift": FindingKind("Where the incident's sources sit against the site's usual audience: new "
                                   "networks, ASes and countries, and how concentrated the traffic is", "info",
                                   section="audience"),
+    "familiar_crowd": FindingKind("The excess came from the audience's usual networks, behaving like people", "info",
+                                  section="audience", weights={"flash_crowd": 3.0, "attack": -2.0}),
+    "known_clients_surge": FindingKind(
+        "The excess came from the site's own known clients (retries)", "medium", section="impact",
+        weights={"internal_failure": Grade("known_share", 0.6, 2.0, 1.0),
+                 "attack": Grade("known_share", 0.6, -2.0, -1.0), "flash_crowd": -1.0}),
+    "errors_without_surge": FindingKind(
+        "Server errors rose while traffic was normal: the failure is inside", "high", section="impact",
+        weights={"internal_failure": Grade("surge", 1.0, 2.0, 3.0), "flash_crowd": -1.0}),
+    "traffic_surge": FindingKind("Requests far above the baseline", "medium", "T1499",
+                                 weights={"flash_crowd": 0.5, "attack": 0.5}),
+    "scan_behaviour": FindingKind(
+        "Sources scanned the site: scanner tools, probes for sensitive files, admin panels or exploits, mostly "
+        "answered 4xx", "medium", "T1595", section="clusters", behaviour="scan",
+        weights={"abuse": 3.0, "internal_failure": -3.0, "flash_crowd": -2.0}),
+    "brute_force": FindingKind(
+        "Sources repeated requests to a login or authentication endpoint: password guessing", "high", "T1110",
+        section="clusters", behaviour="brute_force",
+        weights={"abuse": 3.0, "internal_failure": -3.0, "flash_crowd": -2.0}),
+    "scraping": FindingKind(
+        "Sources fetched many distinct pages once each, without their assets, at a machine's steady pace", "low",
+        section="clusters", behaviour="scrape",
+        weights={"abuse": 2.0, "internal_failure": -2.0, "flash_crowd": -1.0}),
+    "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high", section="impact"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high", section="impact"),
     "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002",
                                 section="clusters", vector=True),
@@ -166,6 +224,8 @@ class Context:
     #: sample lines of the heaviest suspects, looked up once per incident (several findings cite them)
     suspect_samples: tuple[Evidence, ...] | None = field(default=None, repr=False)
     policy: DetectorPolicy = DEFAULT_POLICY  # the detectors' thresholds
+    #: the window's sources classified by behaviour (scan, brute force, scrape), when the analysis already did
+    abuse: AbuseScan | None = None
 
 
 Detector = Callable[[Context], list[Finding]]

@@ -9,10 +9,19 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from floodwitness.analysis.composition import busiest_minutes, client_rates, heaviest, in_ranges, is_asset
+from floodwitness.analysis.composition import (
+    busiest_minutes,
+    client_rates,
+    excess_share,
+    heaviest,
+    in_ranges,
+    is_asset,
+)
 from floodwitness.analysis.phases import minute_span, suspects
+from floodwitness.detectors.abuse_scan import abuse_scan
 from floodwitness.detectors.base import (
     DEFAULT_POLICY,
     Context,
@@ -166,11 +175,24 @@ def new_networks(ctx: Context) -> list[Finding]:
         confidence=min(0.5 + c.new_network_excess_share / 2, 0.97), evidence=_suspect_samples(ctx, query))]
 
 
+def _hostile_known(ctx: Context) -> pa.Table:
+    """The known clients of the incident (seen in the baseline) that scanned, brute-forced or scraped it: hostile
+    sources, not the site's own clients (their errors and their surge are theirs)."""
+    t = ctx.composition.clients_table
+    hostile = abuse_scan(ctx).hostile.column("client_ip")
+    return t.filter(pc.and_(pc.is_in(t.column("client_ip"), value_set=hostile), t.column("known")))
+
+
 @detector(history="needs")
 def known_clients_surge(ctx: Context) -> list[Finding]:
     c = ctx.composition
     if not known_clients_hold(c, ctx.policy):
         return []
+    hostile = _hostile_known(ctx)
+    if hostile.num_rows:  # without the hostile sources' requests, the site's own clients may have sent no more
+        own = c.known_requests - int(pc.sum(hostile.column("requests")).as_py() or 0)
+        if excess_share(own - (1 - c.churn_share) * c.expected, c.excess) < ctx.policy.known_share:
+            return []
     query = window_sql(ctx, select="client_ip, count(*) AS requests, count(*) FILTER (WHERE status >= 500) AS errors",
                        where=f"client_ip IN (SELECT client_ip FROM read_parquet('{ctx.data.parquet_glob}') "
                              f"WHERE reject_reason IS NULL AND ({baseline_sql(ctx)}))", group="1", order="2 DESC")
@@ -370,18 +392,29 @@ def audience_shift(ctx: Context) -> list[Finding]:
 
 @detector(history="needs")
 def legitimate_impact(ctx: Context) -> list[Finding]:
+    """Known clients that received server errors; not the hostile sources among them (a scanner seen before
+    draws its own errors)."""
     c = ctx.composition
     if not c.known_clients_with_errors:
         return []
+    hostile = _hostile_known(ctx)
+    with_errors = c.known_clients_with_errors - int(pc.sum(pc.greater(hostile.column("errors"), 0)).as_py() or 0)
+    active = c.known_clients_active - hostile.num_rows
+    if with_errors <= 0:
+        return []
+    but = "" if not hostile.num_rows else (
+        f" ({hostile.num_rows:,} hostile source(s) seen before left out: their own requests drew theirs)")
+    where = "" if not hostile.num_rows else " AND client_ip NOT IN (" + ", ".join(
+        f"'{ip}'" for ip in hostile.column("client_ip").to_pylist()[:50]) + ")"
     query = window_sql(ctx, select="count(DISTINCT client_ip)", where=f"status >= 500 AND client_ip IN (SELECT "
                        f"client_ip FROM read_parquet('{ctx.data.parquet_glob}') WHERE reject_reason IS NULL AND "
-                       f"({baseline_sql(ctx)}))")
-    share = c.known_clients_with_errors / max(c.known_clients_active, 1)
+                       f"({baseline_sql(ctx)})){where}")
+    share = with_errors / max(active, 1)
     return [Finding(
         _fid(ctx, "impact"), "legitimate_impact",
-        f"{c.known_clients_with_errors:,} of the {c.known_clients_active:,} known clients active in the incident "
-        f"({_pct(share)}) received at least one server error", ctx.window,
-        {"known_clients_with_errors": c.known_clients_with_errors, "known_clients_active": c.known_clients_active,
+        f"{with_errors:,} of the {active:,} known clients active in the incident "
+        f"({_pct(share)}) received at least one server error" + but, ctx.window,
+        {"known_clients_with_errors": with_errors, "known_clients_active": active,
          "share": round(share, 3)}, confidence=0.95,
         evidence=samples(ctx, lambda t: t.status >= 500, query, n=2))]
 

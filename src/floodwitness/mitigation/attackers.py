@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from floodwitness.detectors.base import FINDING_KINDS
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -18,9 +20,18 @@ def requests_by_client(table: pa.Table) -> dict[str, int]:
     return dict(zip(table.column("client_ip").to_pylist(), table.column("requests").to_pylist(), strict=True))
 
 
-def select_attackers(kind: str, suspected: pa.Table, clients: pa.Table, findings: Sequence[Finding]) -> dict[str, int]:
+def select_attackers(kind: str, suspected: pa.Table, clients: pa.Table, findings: Sequence[Finding],
+                     abusers: pa.Table | None = None) -> dict[str, int]:
     """The attacking sources and their requests: the ``suspected`` clients, or for a DoS (``kind``) the few
-    heaviest sources that made 80% of the excess (``concentrated_sources``), taken from ``clients``."""
+    heaviest sources that made 80% of the excess (``concentrated_sources``), taken from ``clients``; for abuse,
+    the ``abusers`` (``client_ip``, ``requests``, ``behaviour``) that show a behaviour naming the incident."""
+    if kind == "abuse":
+        named = sorted({str(f.metrics["behaviour"]) for f in findings
+                        if FINDING_KINDS[f.kind].behaviour is not None and f.metrics.get("names_incident")})
+        if abusers is None or not named:
+            return {}
+        return requests_by_client(abusers.filter(pc.is_in(abusers.column("behaviour"),
+                                                          value_set=pa.array(named, pa.string()))))
     if kind != "dos":
         return requests_by_client(suspected)
     few = next((f for f in findings if f.kind == "concentrated_sources"), None)

@@ -29,7 +29,8 @@ from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
 from floodwitness.report.contract import SCHEMA
 from floodwitness.report.results import iso as _iso
-from floodwitness.verdict import ATTACK_KINDS, verdict_section
+from floodwitness.verdict import ATTACK_KINDS, HOSTILE_KINDS, verdict_section
+from floodwitness.verdict.behaviour import incident_behaviour
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,9 +70,9 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
     main = results[0] if results else None
     # The blocklist is pure Python (per attacking address): built on a worker thread while this one runs
     # the report's remaining engine queries, which release the GIL.
-    attack = main if main is not None and main.verdict.kind in ATTACK_KINDS else None
+    attack = main if main is not None and main.verdict.kind in HOSTILE_KINDS else None
     attackers = select_attackers(attack.verdict.kind, attack.suspected(), attack.composition.clients_table,
-                                 attack.findings) if attack else {}
+                                 attack.findings, attack.abusers) if attack else {}
     known = requests_by_client(known_clients) if attack else {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-blocklist") as pool:
         blocklist = pool.submit(_blocklist, attack, attackers, known, options) if attack else None
@@ -82,7 +83,8 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             "parameters": _parameters(data, options),
             "inputs": _inputs(data),
             "verdict": verdict_section(None if main is None else main.verdict, minutes=tl.minutes,
-                                       has_history=history.sufficient,
+                                       has_history=history.sufficient, behaviour=None if main is None else
+                                       _behaviour(main)["summary"],
                                        incident=None if main is None else (_iso(main.times[0]), _iso(main.times[1])),
                                        inhuman_per_minute=options.detectors.inhuman_per_minute),
             "incidents": [_incident_dict(r) for r in results],
@@ -148,7 +150,14 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "excess_requests": round(c.excess) if known else None, "history": known,
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
-            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
+            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes),
+            "behaviour": _behaviour(r)}
+
+
+def _behaviour(r: IncidentResult) -> dict[str, Any]:
+    """What the incident's hostile sources did (a flood's: its suspected attackers)."""
+    flood = r.verdict.kind in ATTACK_KINDS
+    return incident_behaviour(r.verdict.kind, r.findings, r.suspected().num_rows if flood else None)
 
 
 def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:

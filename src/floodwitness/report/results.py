@@ -67,6 +67,9 @@ class IncidentResult:
     #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
     #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
     suspects: pa.Table | None = None
+    #: the sources that scanned, brute-forced or scraped (``client_ip``, ``requests``, ``behaviour``): an abuse
+    #: verdict's attackers
+    abusers: pa.Table | None = None
 
     @property
     def has_history(self) -> bool:

@@ -39,6 +39,7 @@ from floodwitness.analysis.windows import (
     window_times,
 )
 from floodwitness.detectors import Context, detectors_for
+from floodwitness.detectors.abuse_scan import classify_sources
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.engine import memory_guard
@@ -83,11 +84,14 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     comp = compose(data, times, baseline_ranges, expected, shared.baseline_clients,
                    extra=partial(rule_aggregates, rules=shared.rules))
     scan = scan_rules(data, shared.rules, times, per_client=comp.clients_table)
-    phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy)
+    # the sources that scanned, brute-forced or scraped: the errors their own requests drew are theirs
+    abuse = classify_sources(data, times)
+    phases = analyse_phases(data, tl, base, comp, w.start_index, w.end_index, options.policy,
+                            hostile=abuse.hostile)
     audience = audience_of(comp, shared.baseline_clients, shared.enricher)
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
                   baseline_ranges=baseline_ranges, audience=audience, rules=shared.rules, rules_scan=scan,
-                  policy=options.detectors)
+                  policy=options.detectors, abuse=abuse)
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
@@ -99,7 +103,9 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     return IncidentResult(index, w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
-                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
+                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags,
+                          abusers=abuse.table.filter(pc.is_valid(abuse.table.column("behaviour"))).select(
+                              ["client_ip", "requests", "behaviour"]))
 
 
 #: no known clients (the ``baseline_clients`` of no baseline)

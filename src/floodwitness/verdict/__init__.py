@@ -9,40 +9,19 @@ internal failure shows errors the load does not explain, and a surge made of kno
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from floodwitness.detectors.base import FINDING_KINDS, HYPOTHESES, Grade
+from floodwitness.verdict.behaviour import counts, hostile_behaviour
+from floodwitness.verdict.hypothesis import ATTACK_KINDS, HOSTILE_KINDS, KINDS, Hypothesis, IncidentVerdict
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
-    from floodwitness.detectors.base import Finding
+    from floodwitness.detectors.base import Finding, Weight
 
-KINDS = ("ddos", "dos", "flash_crowd", "internal_failure", "mixed", "no_incident")
-#: the kinds that name an attack (and carry a blocklist)
-ATTACK_KINDS = ("ddos", "dos", "mixed")
-
-
-@dataclass
-class Hypothesis:
-    kind: str
-    score: float = 0.0
-    for_: list[str] = field(default_factory=list)
-    against: list[str] = field(default_factory=list)
-
-    def add(self, points: float, text: str) -> None:
-        self.score += points
-        (self.for_ if points > 0 else self.against).append(text)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "score": round(self.score, 2), "for": self.for_, "against": self.against}
-
-
-@dataclass(frozen=True)
-class IncidentVerdict:
-    kind: str
-    confidence: float
-    hypotheses: tuple[Hypothesis, ...]
-
+__all__ = ["ATTACK_KINDS", "HOSTILE_KINDS", "KINDS", "Hypothesis", "IncidentVerdict", "judge_incident",
+           "judge_without_history", "summary_for", "verdict_section"]
 
 def _get(findings: Sequence[Finding], kind: str) -> Finding | None:
     return next((f for f in findings if f.kind == kind), None)
@@ -56,67 +35,51 @@ def _cite(f: Finding) -> str:
 _NO_STATUS = "no server errors seen, but the logs have no response status: errors are not known"
 
 
+def _points(weight: Weight, measures: Mapping[str, float]) -> float:
+    if isinstance(weight, Grade):
+        return weight.high if measures[weight.measure] >= weight.at_least else weight.low
+    return weight
+
+
 def judge_incident(findings: Sequence[Finding], *, new_network_share: float, known_share: float,
                    errors_logged: bool = True) -> IncidentVerdict:
-    """Score the hypotheses for one incident from its findings. Without ``errors_logged`` (a log with no status)
-    the reasons that count on the absence of server errors say that errors were not logged (same scores: no
-    error finding could be made either way)."""
-    attack, crowd, inside = Hypothesis("attack"), Hypothesis("flash_crowd"), Hypothesis("internal_failure")
+    """Score the hypotheses for one incident from its findings: each finding adds the weights of its kind's
+    registry entry (:data:`~floodwitness.detectors.base.FINDING_KINDS`, in the registry's order). The exceptions,
+    kept here: the audience model (two graded levels, only with a surge: :func:`_weigh_audience`) and the
+    absences that count (no new networks, no surge, no errors beyond the surge's). Without ``errors_logged`` (a log
+    with no status) the reasons that count on the absence of server errors say that errors were not logged (same
+    scores: no error finding could be made either way)."""
+    hyps = {name: Hypothesis(name) for name in HYPOTHESES}
+    attack, crowd, inside = hyps["attack"], hyps["flash_crowd"], hyps["internal_failure"]
     surge = _get(findings, "traffic_surge")
-    newnets = _get(findings, "new_networks")
-    bots = _get(findings, "bot_behaviour")
-    cache = _get(findings, "cache_busting")
+    measures = {"new_network_share": new_network_share, "known_share": known_share,
+                "surge": 0.0 if surge is None else 1.0}
+    for name, kind in FINDING_KINDS.items():
+        found = [f for f in findings if f.kind == name and counts(f)]
+        if name == "audience_shift":
+            _weigh_audience(found[0] if found else None, surge is not None, attack, crowd)
+        for f in found:
+            for hypothesis, weight in kind.weights.items():
+                hyps[hypothesis].add(_points(weight, measures), _cite(f))
+        if found:
+            continue
+        if name == "new_networks":
+            attack.add(-1.0, f"only {new_network_share:.0%} of the excess came from networks the audience never used")
+        elif name == "errors_without_surge" and surge is not None:
+            inside.add(-1.0, "every error minute coincides with the surge: the load explains the errors"
+                       if errors_logged else _NO_STATUS)
+        elif name == "traffic_surge":
+            attack.add(-2.0, "no traffic surge: nothing an attack would have sent")
+            crowd.add(-3.0, "no traffic surge")
     few = _get(findings, "concentrated_sources")
-    familiar = _get(findings, "familiar_crowd")
-    known = _get(findings, "known_clients_surge")
     failure = _get(findings, "errors_without_surge")
-    tools = [f for f in findings if f.kind == "tool_fingerprint" and float(f.metrics["share"]) >= 0.1]
-
-    if newnets is not None:
-        attack.add(2.0 if new_network_share >= 0.5 else 1.0, _cite(newnets))
-        crowd.add(-2.0 if new_network_share >= 0.5 else -0.5, _cite(newnets))
-        inside.add(-2.0, _cite(newnets))
-    else:
-        attack.add(-1.0, f"only {new_network_share:.0%} of the excess came from networks the audience never used")
-    if bots is not None:
-        attack.add(2.0, _cite(bots))
-        crowd.add(-2.0, _cite(bots))
-    if cache is not None:
-        attack.add(1.0, _cite(cache))
-    for tool in tools:
-        attack.add(2.0, _cite(tool))
-        crowd.add(-1.0, _cite(tool))
-    if few is not None:
-        attack.add(1.0, _cite(few))
-        crowd.add(-1.0, _cite(few))
-    _weigh_audience(_get(findings, "audience_shift"), surge is not None, attack, crowd)
-    if familiar is not None:
-        crowd.add(3.0, _cite(familiar))
-        attack.add(-2.0, _cite(familiar))
-    if known is not None:
-        weight = 2.0 if known_share >= 0.6 else 1.0
-        inside.add(weight, _cite(known))
-        attack.add(-weight, _cite(known))
-        crowd.add(-1.0, _cite(known))
-    if failure is not None:
-        inside.add(2.0 + (1.0 if surge is None else 0.0), _cite(failure))
-        crowd.add(-1.0, _cite(failure))
-    elif surge is not None:
-        inside.add(-1.0, "every error minute coincides with the surge: the load explains the errors" if errors_logged
-                   else _NO_STATUS)
-    if surge is None:
-        attack.add(-2.0, "no traffic surge: nothing an attack would have sent")
-        crowd.add(-3.0, "no traffic surge")
-    else:
-        crowd.add(0.5, _cite(surge))
-        attack.add(0.5, _cite(surge))
-
     hypotheses = _final(attack, crowd, inside, few is not None, failure, errors_logged=errors_logged)
+    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     best = ranked[0]
-    # ddos / dos / mixed share the attack evidence: the winner is judged against the best hypothesis of
-    # another family, and (at double weight) against its siblings, which differ only in their extra signals
-    family = set(ATTACK_KINDS)
+    # ddos / dos / mixed (and abuse) share the attack evidence: the winner is judged against the best hypothesis
+    # of another family, and (at double weight) against its siblings, which differ only in their extra signals
+    family = set(HOSTILE_KINDS)
     siblings = [h.score for h in ranked[1:] if (h.kind in family) == (best.kind in family)]
     others = [h.score for h in ranked[1:] if (h.kind in family) != (best.kind in family)]
     margin = min(best.score - max(others, default=best.score - 6.0),
@@ -232,7 +195,7 @@ def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
 
 
 def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: bool, inhuman_per_minute: int,
-                    incident: tuple[str, str] | None = None) -> dict[str, Any]:
+                    incident: tuple[str, str] | None = None, behaviour: str | None = None) -> dict[str, Any]:
     """The report's ``verdict``: the main incident's verdict ``v`` (``incident``: its start and end, cited against
     ``no_incident``), or without one, ``no_incident`` over the ``minutes`` examined, as sure as the history allows
     (``inhuman_per_minute``: the rate looked for without history, to say so)."""
@@ -253,11 +216,16 @@ def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: boo
     if has_history and incident is not None:
         ranked.append({"kind": "no_incident", "score": -3.0, "for": [],
                        "against": [f"incident from {incident[0]} to {incident[1]} [I1]"]})
-    return {"kind": v.kind, "confidence": v.confidence, "summary": summary_for(v.kind, v.confidence, has_history),
-            "hypotheses": ranked}
+    return {"kind": v.kind, "confidence": v.confidence,
+            "summary": summary_for(v.kind, v.confidence, has_history, behaviour), "hypotheses": ranked}
 
 
-def summary_for(kind: str, confidence: float, has_history: bool = True) -> str:
+def summary_for(kind: str, confidence: float, has_history: bool = True, behaviour: str | None = None) -> str:
+    """The verdict in one sentence (``behaviour``: what the hostile sources did, said of ``abuse``)."""
+    if kind == "abuse":
+        text = "hostile traffic that denied no service" + (f": {behaviour}" if behaviour else "")
+        return f"The logs show {text} (confidence {confidence:.0%})" + (
+            "." if has_history else "; with no history to compare with, the usual traffic is unknown.")
     if not has_history:
         text = {
             "ddos": "a distributed denial-of-service attack, by what the traffic itself shows",

@@ -1,0 +1,91 @@
+"""Hostile behaviour that is not a flood: each source of a window classified by what it did (a scan, a brute
+force, scraping), by the rules of data/behaviours.json (:mod:`floodwitness.detectors.abuse_rules`).
+
+One grouped query over the window's requests counts, per source, its requests, statuses and each signature's
+matching requests and distinct paths; the sources are then classified with vector operations over that table
+(no loop per source or per line). The findings that state it are :mod:`floodwitness.detectors.abuse`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from floodwitness.analysis.composition import in_ranges
+from floodwitness.detectors.abuse_rules import BehaviourRules, Signature, bundled_behaviours
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from floodwitness.analysis.dataset import Dataset
+    from floodwitness.detectors.base import Context
+
+
+@dataclass(frozen=True)
+class AbuseScan:
+    """The sources of a window with their behaviour: ``table`` has, per source, ``client_ip``, ``requests``,
+    ``posts``, ``status_4xx``, ``status_5xx``, ``auth_refused`` (401/403), ``paths`` (distinct), ``first``,
+    ``last``, ``n<i>``/``d<i>`` (signature i's matching requests and distinct paths) and ``behaviour`` (the first
+    behaviour, in the rules' order, it shows; null for none)."""
+
+    rules: BehaviourRules
+    table: pa.Table
+
+    def of(self, behaviour: str) -> pa.Table:
+        """The sources showing ``behaviour``, busiest first (ties by address)."""
+        t = self.table.filter(pc.fill_null(pc.equal(self.table.column("behaviour"), behaviour), False))
+        return t.sort_by([("requests", "descending"), ("client_ip", "ascending")])
+
+    @property
+    def hostile(self) -> pa.Table:
+        """``client_ip`` of every source showing a behaviour."""
+        return self.table.filter(pc.is_valid(self.table.column("behaviour"))).select(["client_ip"])
+
+
+def _column(t: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(t.column(name), 0).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def shows(t: pa.Table, i: int, sig: Signature) -> np.ndarray:
+    """Whether each source of ``t`` reaches signature ``i``'s threshold."""
+    n, d, requests = _column(t, f"n{i}"), _column(t, f"d{i}"), _column(t, "requests")
+    return np.asarray((n > 0) & (n >= sig.min_requests) & (d >= sig.min_distinct_paths)
+                      & (n >= sig.min_source_share * requests) & (d >= sig.min_distinct_share * n))
+
+
+def classify_sources(data: Dataset, window: tuple[datetime, datetime] | None,
+                     rules: BehaviourRules | None = None) -> AbuseScan:
+    """Every source of ``window`` (or of the whole data) with its counts and its behaviour, by ``rules`` (the
+    bundled ones by default): one grouped query, then vector operations over its per-source table."""
+    rules = rules or bundled_behaviours()
+    t = data.requests if window is None else in_ranges(data.requests, [window])
+    m = t.mutate(**{f"p{i}": s.predicate(t) for i, s in enumerate(rules.signatures)})
+    aggs: dict[str, Any] = {
+        "requests": m.count(), "posts": (m.method == "POST").sum(),
+        "status_4xx": ((m.status >= 400) & (m.status < 500)).sum(), "status_5xx": (m.status >= 500).sum(),
+        "auth_refused": m.status.isin([401, 403]).sum(), "paths": m.path.nunique(),
+        "first": m.ts.min(), "last": m.ts.max()}
+    for i in range(len(rules.signatures)):
+        aggs[f"n{i}"] = m[f"p{i}"].sum()
+        aggs[f"d{i}"] = m.path.nunique(where=m[f"p{i}"])
+    table = data.engine.ibis.to_pyarrow(m.group_by("client_ip").aggregate(**aggs))
+    requests = _column(table, "requests")
+    behaviour = np.full(table.num_rows, None, dtype=object)
+    for b in rules.behaviours:
+        shown = np.zeros(table.num_rows, dtype=bool)
+        for i, sig in enumerate(rules.signatures):
+            if sig.behaviour == b.name and not sig.supporting:
+                shown |= shows(table, i, sig)
+        behaviour[(behaviour == None) & shown & (requests >= b.min_source_requests)] = b.name  # noqa: E711
+    return AbuseScan(rules, table.append_column("behaviour", pa.array(behaviour.tolist(), pa.string())))
+
+
+def abuse_scan(ctx: Context) -> AbuseScan:
+    """The window's sources by behaviour: the analysis's (``ctx.abuse``), else classified here once."""
+    if ctx.abuse is None:
+        ctx.abuse = classify_sources(ctx.data, ctx.window)
+    return ctx.abuse

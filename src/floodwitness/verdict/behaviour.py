@@ -1,0 +1,107 @@
+"""Hostile traffic that is not a flood: what the incident's sources did (``incidents[].behaviour``), whether the
+incident denied anyone service, and the ``abuse`` hypothesis.
+
+A scan, a brute force or a scraping run from outside sources that denied no service is ``abuse``: hostile, worth
+naming and blocking, but no denial of service. With service denied to others it stays ``dos`` (few sources) or
+``ddos``. The errors the behaving sources' own requests drew are theirs: they never make the site's failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from floodwitness.detectors.base import DEFAULT_POLICY, FINDING_KINDS
+from floodwitness.verdict.hypothesis import ATTACK_KINDS, Hypothesis
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from floodwitness.detectors.base import Finding
+
+#: what ``incidents[].behaviour.kind`` can say: a hostile behaviour's name, ``mixed`` (several name it together),
+#: ``flood`` (an attack with none of them: volume), ``none`` (no hostile behaviour: a flash crowd, a failure)
+BEHAVIOUR_KINDS = ("flood", "scan", "brute_force", "scrape", "mixed", "none")
+_NAMES = {"scan": "a scan", "brute_force": "a brute force against a login", "scrape": "scraping",
+          "mixed": "scanning, brute force or scraping"}
+
+
+def counts(f: Finding) -> bool:
+    """Whether finding ``f`` counts in the verdict (its kind's ``counts_when``, if any, holds)."""
+    when = FINDING_KINDS[f.kind].counts_when
+    return when is None or float(f.metrics.get(when[0]) or 0) >= when[1]
+
+
+def behaviours(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings of a hostile behaviour (scan, brute force, scraping) whose sources made enough of the
+    incident to name it."""
+    return [f for f in findings if FINDING_KINDS[f.kind].behaviour is not None and counts(f)]
+
+
+def _what(named: Sequence[Finding]) -> str:
+    kinds = {FINDING_KINDS[f.kind].behaviour for f in named}
+    kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    n = sum(int(f.metrics["sources"]) for f in named)
+    return f"{_NAMES[str(kind)]} by {n:,} outside source{'s' if n != 1 else ''}"
+
+
+def denied_service(findings: Sequence[Finding]) -> str | None:
+    """Why the incident denied service to someone other than its hostile sources, or None when nothing shows it
+    did. The one place that decides it for the ``abuse`` verdict (a stand-in for the incident's measured impact:
+    swap in ``impact.level != "none"`` where it exists): known clients, the hostile sources apart, received server
+    errors (``legitimate_impact``); or the other clients' server-error share rose above the baseline's
+    (``others_*`` metrics of the behaviour findings, thresholds of ``server_errors``)."""
+    impact = next((f for f in findings if f.kind == "legitimate_impact"), None)
+    if impact is not None:
+        return f"{impact.claim} [{impact.id}]"
+    p = DEFAULT_POLICY
+    for f in behaviours(findings):
+        m = f.metrics
+        errors, share, usual = int(m["others_errors"]), float(m["others_error_share"]), float(m["baseline_error_share"])
+        if errors >= p.min_errors and share - usual >= p.error_share_delta:
+            return (f"the other clients received {errors:,} server errors ({share:.0%} of their requests, against "
+                    f"{usual:.0%} usually) [{f.id}]")
+    return None
+
+
+def hostile_behaviour(findings: Sequence[Finding], attack: Hypothesis, abuse: Hypothesis,
+                      hypotheses: list[Hypothesis]) -> list[Hypothesis]:
+    """The ``abuse`` hypothesis when a hostile behaviour names the incident (else none): the attack's evidence
+    (the sources are hostile either way) plus the behaviour's weights (``abuse``), then whether service was
+    denied. Without a denial the flood kinds of ``hypotheses`` lose: hostile, but no denial of service."""
+    named = behaviours(findings)
+    if not named:
+        return []
+    h = Hypothesis("abuse", attack.score + abuse.score, attack.for_ + abuse.for_, attack.against + abuse.against)
+    what = _what(named)
+    denial = denied_service(findings)
+    if denial is None:
+        h.add(1.0, f"{what} that denied no service: no server errors for the other clients above the usual")
+        for other in hypotheses:
+            if other.kind in ATTACK_KINDS:
+                other.add(-2.0, f"{what}, which denied no service: hostile traffic, not a denial of service")
+    else:
+        h.add(-4.0, f"service was denied: {denial}")
+    return [h]
+
+
+def incident_behaviour(kind: str, findings: Sequence[Finding], flood_sources: int | None = None) -> dict[str, Any]:
+    """``incidents[].behaviour``: what the hostile sources did, with the findings that show it. ``kind``: the
+    incident's verdict; ``flood_sources``: the suspected attackers of a flood."""
+    named = behaviours(findings)
+    present = [f for f in findings if FINDING_KINDS[f.kind].behaviour is not None]
+    others = [{"kind": FINDING_KINDS[f.kind].behaviour, "finding": f.id, "sources": int(f.metrics["sources"]),
+               "requests": int(f.metrics["requests"])} for f in present if f not in named]
+    if named:
+        kinds = {str(FINDING_KINDS[f.kind].behaviour) for f in named}
+        name = kinds.pop() if len(kinds) == 1 else "mixed"
+        requests = sum(int(f.metrics["requests"]) for f in named)
+        return {"kind": name, "sources": sum(int(f.metrics["sources"]) for f in named), "requests": requests,
+                "share": round(sum(float(f.metrics["share"]) for f in named), 3),
+                "findings": [f.id for f in named], "summary": _what(named), "also": others}
+    if kind in ATTACK_KINDS:
+        vectors = [f.id for f in findings if FINDING_KINDS[f.kind].vector]
+        return {"kind": "flood", "sources": flood_sources, "requests": None, "share": None, "findings": vectors,
+                "summary": "a flood: volume above the baseline, with no scan, brute force or scraping behind most "
+                           "of it", "also": others}
+    return {"kind": "none", "sources": None, "requests": None, "share": None, "findings": [],
+            "summary": "no hostile behaviour named", "also": others}
