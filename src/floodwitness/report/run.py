@@ -39,7 +39,7 @@ from floodwitness.analysis.windows import (
     window_times,
 )
 from floodwitness.detectors import Context, detectors_for
-from floodwitness.detectors.abuse_scan import classify_sources
+from floodwitness.detectors.abuse_scan import AbuseScan, classify_sources
 from floodwitness.detectors.behaviour import RuleFlags, flag_sources, rule_aggregates, scan_rules
 from floodwitness.detectors.fingerprints import Rule, load_rules
 from floodwitness.engine import memory_guard
@@ -104,8 +104,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
                           float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags,
-                          abusers=abuse.table.filter(pc.is_valid(abuse.table.column("behaviour"))).select(
-                              ["client_ip", "requests", "behaviour"]))
+                          abusers=_abusers(abuse))
 
 
 #: no known clients (the ``baseline_clients`` of no baseline)
@@ -139,7 +138,16 @@ def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Share
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
     return [IncidentResult(0, window, times, comp, phases, findings, verdict, tl.minute_at(int(np.argmax(series))),
                            second0 + timedelta(seconds=peak_second),
-                           float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected)]
+                           float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected,
+                           _abusers(ctx.abuse))]
+
+
+def _abusers(abuse: AbuseScan | None) -> pa.Table | None:
+    """The sources that scanned, brute-forced or scraped (``client_ip``, ``requests``, ``behaviour``)."""
+    if abuse is None:
+        return None
+    return abuse.table.filter(pc.is_valid(abuse.table.column("behaviour"))).select(
+        ["client_ip", "requests", "behaviour"])
 
 
 def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Prior | None]:

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from floodwitness.detectors.base import FINDING_KINDS, HYPOTHESES, Grade
-from floodwitness.verdict.behaviour import counts, hostile_behaviour
+from floodwitness.verdict.behaviour import behaviours, counts, hostile_behaviour
 from floodwitness.verdict.hypothesis import ATTACK_KINDS, HOSTILE_KINDS, KINDS, Hypothesis, IncidentVerdict
 
 if TYPE_CHECKING:
@@ -117,6 +117,12 @@ def judge_without_history(findings: Sequence[Finding], requests: int) -> Inciden
         attack.add(2.0, _cite(tool))
         crowd.add(-1.0, _cite(tool))
         signals += 1
+    # a scan, a brute force or scraping speaks by itself too, with its kind's weights (abuse, not a flood)
+    hyps = {"attack": attack, "flash_crowd": crowd, "internal_failure": inside, "abuse": Hypothesis("abuse")}
+    for f in behaviours(findings):
+        for hypothesis, weight in FINDING_KINDS[f.kind].weights.items():
+            hyps[hypothesis].add(_points(weight, {}), _cite(f))
+        signals += 1
     if rate is not None and float(rate.metrics["share"]) >= 0.2:
         attack.add(2.0, _cite(rate))
         crowd.add(-1.0, _cite(rate))
@@ -143,6 +149,7 @@ def judge_without_history(findings: Sequence[Finding], requests: int) -> Inciden
     # which errors the attack explains needs the minutes before and after it, against their usual level
     hypotheses = _final(attack, crowd, inside, few is not None, None, what="the requests",
                         unexplained=f"{NO_HISTORY}: errors the attack does not explain cannot be told apart")
+    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses)
     hypotheses.append(quiet)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     margin = ranked[0].score - ranked[1].score

@@ -79,15 +79,16 @@ def hostile_behaviour(findings: Sequence[Finding], attack: Hypothesis, abuse: Hy
         for other in hypotheses:
             if other.kind in ATTACK_KINDS:
                 other.add(-2.0, f"{what}, which denied no service: hostile traffic, not a denial of service")
-    else:
-        h.add(-4.0, f"service was denied: {denial}")
+    else:  # abuse is hostile traffic that denied no service: ruled out, whatever the behaviour's weight
+        h.add(-8.0, f"service was denied: {denial}")
     return [h]
 
 
 def incident_behaviour(kind: str, findings: Sequence[Finding], flood_sources: int | None = None) -> dict[str, Any]:
     """``incidents[].behaviour``: what the hostile sources did, with the findings that show it. ``kind``: the
-    incident's verdict; ``flood_sources``: the suspected attackers of a flood."""
-    named = behaviours(findings)
+    incident's verdict; ``flood_sources``: the suspected attackers of a flood. A flood (ddos, dos, mixed) is a
+    ``flood`` even when its requests hit a login page: the behaviours its sources showed are listed in ``also``."""
+    named = behaviours(findings) if kind not in ATTACK_KINDS else []  # a flood's is listed in ``also``
     present = [f for f in findings if FINDING_KINDS[f.kind].behaviour is not None]
     others = [{"kind": FINDING_KINDS[f.kind].behaviour, "finding": f.id, "sources": int(f.metrics["sources"]),
                "requests": int(f.metrics["requests"])} for f in present if f not in named]
@@ -100,8 +101,9 @@ def incident_behaviour(kind: str, findings: Sequence[Finding], flood_sources: in
                 "findings": [f.id for f in named], "summary": _what(named), "also": others}
     if kind in ATTACK_KINDS:
         vectors = [f.id for f in findings if FINDING_KINDS[f.kind].vector]
+        also = sorted({str(o["kind"]).replace("_", " ") for o in others})
         return {"kind": "flood", "sources": flood_sources, "requests": None, "share": None, "findings": vectors,
-                "summary": "a flood: volume above the baseline, with no scan, brute force or scraping behind most "
-                           "of it", "also": others}
+                "summary": "a flood: requests far above the usual" + (
+                    f" (its sources' requests also show {' and '.join(also)})" if also else ""), "also": others}
     return {"kind": "none", "sources": None, "requests": None, "share": None, "findings": [],
             "summary": "no hostile behaviour named", "also": others}
