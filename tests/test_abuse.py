@@ -18,6 +18,7 @@ from floodwitness.detectors.abuse_rules import BUNDLED, bundled_behaviours, pars
 from floodwitness.detectors.abuse_scan import classify_sources
 from floodwitness.errors import UsageError
 from floodwitness.report import analyze
+from floodwitness.report.contract import INCIDENT_BEHAVIOUR
 from floodwitness.report.results import AnalyzeOptions
 from floodwitness.simulate import simulate
 
@@ -210,4 +211,5 @@ def test_a_generated_flood_stays_a_flood(tmp_path: Path) -> None:
     report = _report([tmp_path / "access.log"])
     main = report["incidents"][0]
     assert main["kind"] == "ddos" and main["behaviour"]["kind"] == "flood"
+    assert tuple(main["behaviour"]) == INCIDENT_BEHAVIOUR
     assert main["behaviour"]["sources"] > 10 and main["behaviour"]["findings"]

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import in_ranges
-from floodwitness.detectors.abuse_scan import AbuseScan, abuse_scan, shows
+from floodwitness.detectors.abuse_scan import AbuseScan, shows
 from floodwitness.detectors.base import Context, Finding, detector
-from floodwitness.detectors.evidence import samples, window_sql
+from floodwitness.detectors.evidence import abuse_scan, samples, window_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from floodwitness.analysis.dataset import Dataset
-    from floodwitness.detectors.base import Context
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,3 @@ def classify_sources(data: Dataset, window: tuple[datetime, datetime] | None,
                 shown |= shows(table, i, sig)
         behaviour[(behaviour == None) & shown & (requests >= b.min_source_requests)] = b.name  # noqa: E711
     return AbuseScan(rules, table.append_column("behaviour", pa.array(behaviour.tolist(), pa.string())))
-
-
-def abuse_scan(ctx: Context) -> AbuseScan:
-    """The window's sources by behaviour: the analysis's (``ctx.abuse``), else classified here once."""
-    if ctx.abuse is None:
-        ctx.abuse = classify_sources(ctx.data, ctx.window)
-    return ctx.abuse

@@ -44,11 +44,12 @@ class FindingKind:
     names an attack vector (``targets.vectors``), and how the verdict weighs it. Renderers read
     ``findings[].section`` from the report.
 
-    ``weights``: the points a finding of this kind adds to each hypothesis of the verdict with history
-    (``attack``, the evidence the flood kinds share; ``flash_crowd``; ``internal_failure``; ``abuse``, the hostile
-    behaviours that are not floods), each cited with the finding. ``counts_when``: (metric, least value) of the
-    finding for it to count at all. ``behaviour``: the hostile behaviour it names (``scan``, ``brute_force``,
-    ``scrape``), for the incident's ``behaviour`` and the ``abuse`` verdict."""
+    ``weights``: the points a finding of this kind adds to each hypothesis of the verdict (the names of
+    ``floodwitness.verdict.HYPOTHESES``: ``attack``, the evidence the flood kinds share; ``flash_crowd``;
+    ``internal_failure``; ``abuse``, the hostile behaviours that are not floods), each cited with the finding.
+    ``counts_when``: (metric, least value) of the finding for it to count at all. ``behaviour``: the hostile
+    behaviour it names (``scan``, ``brute_force``, ``scrape``), for the incident's ``behaviour`` and the ``abuse``
+    verdict."""
 
     description: str
     severity: str  # info | low | medium | high
@@ -58,10 +59,6 @@ class FindingKind:
     weights: Mapping[str, Weight] = field(default_factory=dict)
     counts_when: tuple[str, float] | None = None
     behaviour: str | None = None
-
-
-#: the hypotheses the verdict with history weighs (the flood kinds ddos, dos and mixed share ``attack``)
-HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse")
 
 
 #: the report's sections that group findings: the traffic itself, who attacked and how, the audience, the impact

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from floodwitness.analysis.composition import ASSET_PATTERN, in_ranges
+from floodwitness.detectors.abuse_scan import AbuseScan, classify_sources
 from floodwitness.detectors.base import Context, Evidence
 from floodwitness.schema import RAW_SAMPLE_CHARS
 
@@ -80,3 +81,10 @@ def samples(ctx: Context, predicate: Any, query: str, n: int = 3,
 
 _FIRST_LOOK = timedelta(minutes=2)
 ASSET_SQL = f"regexp_matches(lower(path), '{ASSET_PATTERN}')"
+
+
+def abuse_scan(ctx: Context) -> AbuseScan:
+    """The window's sources by behaviour: the analysis's (``ctx.abuse``), else classified here once."""
+    if ctx.abuse is None:
+        ctx.abuse = classify_sources(ctx.data, ctx.window)
+    return ctx.abuse

@@ -21,7 +21,6 @@ from floodwitness.analysis.composition import (
     is_asset,
 )
 from floodwitness.analysis.phases import minute_span, suspects
-from floodwitness.detectors.abuse_scan import abuse_scan
 from floodwitness.detectors.base import (
     DEFAULT_POLICY,
     Context,
@@ -33,7 +32,7 @@ from floodwitness.detectors.base import (
     live,
 )
 from floodwitness.detectors.behaviour import scan_rules
-from floodwitness.detectors.evidence import ASSET_SQL, baseline_sql, samples, window_sql
+from floodwitness.detectors.evidence import ASSET_SQL, abuse_scan, baseline_sql, samples, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from floodwitness.report.contract import check_report
-from floodwitness.verdict import ATTACK_KINDS
+from floodwitness.verdict import HOSTILE_KINDS
 
 #: The impact's errors when the logs have no status field (the report's ``impact.not_logged``).
 ERRORS_NOT_LOGGED = "server errors not known: the logs have no response status"
@@ -55,11 +55,23 @@ def history_warning(report: dict[str, Any]) -> str | None:
 
 
 def incident_line(inc: dict[str, Any]) -> str:
-    """How one incident stood against its baseline (plain text: each renderer escapes it)."""
+    """How one incident stood against its baseline, and what its hostile sources did when that was a scan, a brute
+    force or scraping (plain text: each renderer escapes it)."""
     if inc.get("baseline_rps") is None:  # no history: no baseline level, no expected requests, no excess
-        return f"{inc['requests']:,} requests from {inc['clients']:,} clients; no baseline to compare with"
-    return (f"baseline {inc['baseline_rps']:.1f} req/s, {inc['requests']:,} requests, {inc['excess_requests']:,} "
-            f"excess, {inc['clients']:,} clients ({inc['new_clients']:,} new)")
+        line = f"{inc['requests']:,} requests from {inc['clients']:,} clients; no baseline to compare with"
+    else:
+        line = (f"baseline {inc['baseline_rps']:.1f} req/s, {inc['requests']:,} requests, "
+                f"{inc['excess_requests']:,} excess, {inc['clients']:,} clients ({inc['new_clients']:,} new)")
+    return line + behaviour_note(inc)
+
+
+def behaviour_note(inc: dict[str, Any]) -> str:
+    """``; behaviour: <what the sources did> [finding ids]`` for a scan, brute force or scraping (a report written
+    before ``incidents[].behaviour``, or a flood, adds nothing: its verdict says it)."""
+    b = inc.get("behaviour") or {}
+    if b.get("kind") in (None, "flood", "none"):
+        return ""
+    return f"; behaviour: {b['summary']} [{', '.join(b['findings'])}]"
 
 
 def store_note(report: dict[str, Any]) -> str | None:
@@ -78,7 +90,7 @@ def store_note(report: dict[str, Any]) -> str | None:
 def attribution_caveat(report: dict[str, Any]) -> str | None:
     """The caveat that networks show the compromised devices, not the attacker: for an attack only (there are no
     attackers in an internal failure, a flash crowd or a quiet day)."""
-    if report["verdict"]["kind"] not in ATTACK_KINDS:
+    if report["verdict"]["kind"] not in HOSTILE_KINDS:
         return None
     return str((report.get("sources") or {}).get("attribution_caveat") or "") or None
 
@@ -159,8 +171,9 @@ class ReportView:
 
     @property
     def attack(self) -> bool:
-        """Whether the verdict names an attack (so its suspects are attackers, and a blocklist applies)."""
-        return bool(self.report["verdict"]["kind"] in ATTACK_KINDS)
+        """Whether the verdict names hostile sources, a flood's or abuse's (so its suspects are attackers, and a
+        blocklist applies)."""
+        return bool(self.report["verdict"]["kind"] in HOSTILE_KINDS)
 
     @property
     def main_incident(self) -> dict[str, Any] | None:

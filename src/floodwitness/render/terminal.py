@@ -20,7 +20,7 @@ from floodwitness.render.report_view import (
     store_note,
 )
 from floodwitness.safe import terminal_safe
-from floodwitness.verdict import ATTACK_KINDS
+from floodwitness.verdict import HOSTILE_KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -123,7 +123,7 @@ def _sources_section(console: Console, report: dict[str, Any]) -> None:
             _line(console, f"  {nv['clients']:,} clients, {nv['new_clients']:,} never seen in the baseline; "
                            f"excess from new networks {nv['new_network_excess_share']:.0%}, "
                            f"from known clients {nv['known_excess_share']:.0%}")
-        attack = report["verdict"]["kind"] in ATTACK_KINDS and sources.get("top_suspects")
+        attack = report["verdict"]["kind"] in HOSTILE_KINDS and sources.get("top_suspects")
         lists = [("top_suspects", 5, "heaviest suspected attackers", "suspect")] if attack else []
         lists.append(("top", 3 if attack else 5, "busiest sources", "client"))
         for key, limit, title, what in lists:

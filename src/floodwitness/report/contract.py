@@ -13,6 +13,13 @@ from floodwitness.errors import UsageError
 SCHEMA = "floodwitness.report/1"
 #: the top-level fields every report of this schema has
 REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "timeline")
+#: ``incidents[].behaviour`` (added for #20): what the incident's hostile sources did. ``kind``: ``scan``,
+#: ``brute_force``, ``scrape``, ``mixed`` (several together), ``flood`` (an attack's volume), ``none``; ``sources`` and
+#: ``requests`` of the sources showing it (a flood: its suspected attackers, requests null); ``share`` of the
+#: incident's requests; ``findings``: the ids that show it; ``summary``: in words; ``also``: behaviours shown by fewer
+#: sources, each ``{kind, finding, sources, requests}``. The verdict kind ``abuse`` is such behaviour that denied no
+#: service.
+INCIDENT_BEHAVIOUR = ("kind", "sources", "requests", "share", "findings", "summary", "also")
 _WRITE_IT = "Give the file written by `floodwitness analyze LOGS --json FILE`."
 
 

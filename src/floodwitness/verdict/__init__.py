@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.detectors.base import FINDING_KINDS, HYPOTHESES, Grade
-from floodwitness.verdict.behaviour import behaviours, counts, hostile_behaviour
+from floodwitness.verdict.behaviour import behaviours, counts, hostile_behaviour, kinds
 from floodwitness.verdict.hypothesis import ATTACK_KINDS, HOSTILE_KINDS, KINDS, Hypothesis, IncidentVerdict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from floodwitness.detectors.base import Finding, Weight
+
+#: the hypotheses the verdict with history weighs (the flood kinds ddos, dos and mixed share ``attack``); the
+#: finding kinds' ``weights`` name them
+HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse")
 
 __all__ = ["ATTACK_KINDS", "HOSTILE_KINDS", "KINDS", "Hypothesis", "IncidentVerdict", "judge_incident",
            "judge_without_history", "summary_for", "verdict_section"]
@@ -36,9 +39,9 @@ _NO_STATUS = "no server errors seen, but the logs have no response status: error
 
 
 def _points(weight: Weight, measures: Mapping[str, float]) -> float:
-    if isinstance(weight, Grade):
-        return weight.high if measures[weight.measure] >= weight.at_least else weight.low
-    return weight
+    if isinstance(weight, float | int):
+        return float(weight)
+    return weight.high if measures[weight.measure] >= weight.at_least else weight.low
 
 
 def judge_incident(findings: Sequence[Finding], *, new_network_share: float, known_share: float,
@@ -54,7 +57,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     surge = _get(findings, "traffic_surge")
     measures = {"new_network_share": new_network_share, "known_share": known_share,
                 "surge": 0.0 if surge is None else 1.0}
-    for name, kind in FINDING_KINDS.items():
+    for name, kind in kinds().items():
         found = [f for f in findings if f.kind == name and counts(f)]
         if name == "audience_shift":
             _weigh_audience(found[0] if found else None, surge is not None, attack, crowd)
@@ -120,7 +123,7 @@ def judge_without_history(findings: Sequence[Finding], requests: int) -> Inciden
     # a scan, a brute force or scraping speaks by itself too, with its kind's weights (abuse, not a flood)
     hyps = {"attack": attack, "flash_crowd": crowd, "internal_failure": inside, "abuse": Hypothesis("abuse")}
     for f in behaviours(findings):
-        for hypothesis, weight in FINDING_KINDS[f.kind].weights.items():
+        for hypothesis, weight in kinds()[f.kind].weights.items():
             hyps[hypothesis].add(_points(weight, {}), _cite(f))
         signals += 1
     if rate is not None and float(rate.metrics["share"]) >= 0.2:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.detectors.base import DEFAULT_POLICY, FINDING_KINDS
 from floodwitness.verdict.hypothesis import ATTACK_KINDS, Hypothesis
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
-    from floodwitness.detectors.base import Finding
+    from floodwitness.detectors.base import Finding, FindingKind
 
 #: what ``incidents[].behaviour.kind`` can say: a hostile behaviour's name, ``mixed`` (several name it together),
 #: ``flood`` (an attack with none of them: volume), ``none`` (no hostile behaviour: a flash crowd, a failure)
@@ -25,21 +24,28 @@ _NAMES = {"scan": "a scan", "brute_force": "a brute force against a login", "scr
           "mixed": "scanning, brute force or scraping"}
 
 
+def kinds() -> Mapping[str, FindingKind]:
+    """The finding kinds' registry, imported when a verdict is judged: reading a saved report (renderers, which
+    import the verdict's kinds and wording) never loads the detectors and their engine."""
+    from floodwitness.detectors.base import FINDING_KINDS  # noqa: PLC0415 - see the docstring
+    return FINDING_KINDS
+
+
 def counts(f: Finding) -> bool:
     """Whether finding ``f`` counts in the verdict (its kind's ``counts_when``, if any, holds)."""
-    when = FINDING_KINDS[f.kind].counts_when
+    when = kinds()[f.kind].counts_when
     return when is None or float(f.metrics.get(when[0]) or 0) >= when[1]
 
 
 def behaviours(findings: Sequence[Finding]) -> list[Finding]:
     """The findings of a hostile behaviour (scan, brute force, scraping) whose sources made enough of the
     incident to name it."""
-    return [f for f in findings if FINDING_KINDS[f.kind].behaviour is not None and counts(f)]
+    return [f for f in findings if kinds()[f.kind].behaviour is not None and counts(f)]
 
 
 def _what(named: Sequence[Finding]) -> str:
-    kinds = {FINDING_KINDS[f.kind].behaviour for f in named}
-    kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    shown = {kinds()[f.kind].behaviour for f in named}
+    kind = shown.pop() if len(shown) == 1 else "mixed"
     n = sum(int(f.metrics["sources"]) for f in named)
     return f"{_NAMES[str(kind)]} by {n:,} outside source{'s' if n != 1 else ''}"
 
@@ -53,7 +59,7 @@ def denied_service(findings: Sequence[Finding]) -> str | None:
     impact = next((f for f in findings if f.kind == "legitimate_impact"), None)
     if impact is not None:
         return f"{impact.claim} [{impact.id}]"
-    p = DEFAULT_POLICY
+    from floodwitness.detectors.base import DEFAULT_POLICY as p  # noqa: PLC0415, N811 - see kinds()
     for f in behaviours(findings):
         m = f.metrics
         errors, share, usual = int(m["others_errors"]), float(m["others_error_share"]), float(m["baseline_error_share"])
@@ -89,18 +95,18 @@ def incident_behaviour(kind: str, findings: Sequence[Finding], flood_sources: in
     incident's verdict; ``flood_sources``: the suspected attackers of a flood. A flood (ddos, dos, mixed) is a
     ``flood`` even when its requests hit a login page: the behaviours its sources showed are listed in ``also``."""
     named = behaviours(findings) if kind not in ATTACK_KINDS else []  # a flood's is listed in ``also``
-    present = [f for f in findings if FINDING_KINDS[f.kind].behaviour is not None]
-    others = [{"kind": FINDING_KINDS[f.kind].behaviour, "finding": f.id, "sources": int(f.metrics["sources"]),
+    present = [f for f in findings if kinds()[f.kind].behaviour is not None]
+    others = [{"kind": kinds()[f.kind].behaviour, "finding": f.id, "sources": int(f.metrics["sources"]),
                "requests": int(f.metrics["requests"])} for f in present if f not in named]
     if named:
-        kinds = {str(FINDING_KINDS[f.kind].behaviour) for f in named}
-        name = kinds.pop() if len(kinds) == 1 else "mixed"
+        shown = {str(kinds()[f.kind].behaviour) for f in named}
+        name = shown.pop() if len(shown) == 1 else "mixed"
         requests = sum(int(f.metrics["requests"]) for f in named)
         return {"kind": name, "sources": sum(int(f.metrics["sources"]) for f in named), "requests": requests,
                 "share": round(sum(float(f.metrics["share"]) for f in named), 3),
                 "findings": [f.id for f in named], "summary": _what(named), "also": others}
     if kind in ATTACK_KINDS:
-        vectors = [f.id for f in findings if FINDING_KINDS[f.kind].vector]
+        vectors = [f.id for f in findings if kinds()[f.kind].vector]
         also = sorted({str(o["kind"]).replace("_", " ") for o in others})
         return {"kind": "flood", "sources": flood_sources, "requests": None, "share": None, "findings": vectors,
                 "summary": "a flood: requests far above the usual" + (
