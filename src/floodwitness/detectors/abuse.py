@@ -84,7 +84,8 @@ def _finding(ctx: Context, scan: AbuseScan, b: Behaviour) -> Finding | None:
          "posts": _sum(rows, "posts"), "signatures": signatures,
          "others_requests": others, "others_errors": other_errors,
          "others_error_share": round(other_errors / max(others, 1), 4),
-         "baseline_error_share": round(c.baseline_behaviour.error_share, 4) if ctx.has_history else 0.0},
+         "baseline_error_share": round(c.baseline_behaviour.error_share, 4) if ctx.has_history else 0.0,
+         "errors_logged": "status_5xx" not in ctx.timeline.not_logged},
         confidence=0.9 if of_incident >= b.names_incident else 0.7,
         evidence=samples(ctx, lambda t: t.client_ip.isin(ips[:3]) & sig.predicate(t), query))
 

@@ -39,7 +39,9 @@ def counts(f: Finding) -> bool:
 
 def behaviours(findings: Sequence[Finding]) -> list[Finding]:
     """The findings of a hostile behaviour (scan, brute force, scraping) whose sources made enough of the
-    incident to name it."""
+    incident to name it; none when a flood tool's fingerprint counts (a botnet flooding a login page is a flood)."""
+    if any(f.kind == "tool_fingerprint" and counts(f) for f in findings):
+        return []
     return [f for f in findings if kinds()[f.kind].behaviour is not None and counts(f)]
 
 
@@ -55,10 +57,15 @@ def denied_service(findings: Sequence[Finding]) -> str | None:
     did. The one place that decides it for the ``abuse`` verdict (a stand-in for the incident's measured impact:
     swap in ``impact.level != "none"`` where it exists): known clients, the hostile sources apart, received server
     errors (``legitimate_impact``); or the other clients' server-error share rose above the baseline's
-    (``others_*`` metrics of the behaviour findings, thresholds of ``server_errors``)."""
+    (``others_*`` metrics of the behaviour findings, thresholds of ``server_errors``). When the logs have no status,
+    no denial cannot be shown: the reason says it is not known (and abuse is ruled out all the same)."""
     impact = next((f for f in findings if f.kind == "legitimate_impact"), None)
     if impact is not None:
         return f"{impact.claim} [{impact.id}]"
+    unknown = next((f for f in behaviours(findings) if not f.metrics.get("errors_logged", True)), None)
+    if unknown is not None:  # "denied no service" needs the statuses that would show it
+        return (f"whether service was denied is not known: the logs have no response status, so errors cannot be "
+                f"ruled out [{unknown.id}]")
     from floodwitness.detectors.base import DEFAULT_POLICY as p  # noqa: PLC0415, N811 - see kinds()
     for f in behaviours(findings):
         m = f.metrics
@@ -86,7 +93,7 @@ def hostile_behaviour(findings: Sequence[Finding], attack: Hypothesis, abuse: Hy
             if other.kind in ATTACK_KINDS:
                 other.add(-2.0, f"{what}, which denied no service: hostile traffic, not a denial of service")
     else:  # abuse is hostile traffic that denied no service: ruled out, whatever the behaviour's weight
-        h.add(-8.0, f"service was denied: {denial}")
+        h.add(-8.0, denial if denial.startswith("whether") else f"service was denied: {denial}")
     return [h]
 
 
