@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from floodwitness.analysis.dataset import open_dataset
-from floodwitness.detectors import FINDING_KINDS
+from floodwitness.detectors import FINDING_KINDS, Finding
 from floodwitness.detectors.abuse_rules import BUNDLED, bundled_behaviours, parse_behaviours
 from floodwitness.detectors.abuse_scan import classify_sources
 from floodwitness.errors import UsageError
@@ -21,6 +22,8 @@ from floodwitness.report import analyze
 from floodwitness.report.contract import INCIDENT_BEHAVIOUR
 from floodwitness.report.results import AnalyzeOptions
 from floodwitness.simulate import simulate
+from floodwitness.verdict import judge_incident
+from floodwitness.verdict.behaviour import denied_service
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 #: CrowdSec hub case -> the behaviour its expected sources show (the other sources of a case must show none)
@@ -214,3 +217,38 @@ def test_a_generated_flood_stays_a_flood(tmp_path: Path) -> None:
     assert main["kind"] == "ddos" and main["behaviour"]["kind"] == "flood"
     assert tuple(main["behaviour"]) == INCIDENT_BEHAVIOUR
     assert main["behaviour"]["sources"] > 10 and main["behaviour"]["findings"]
+
+
+def _finding(kind: str, fid: str, **metrics: Any) -> Finding:
+    now = datetime(2026, 1, 1)
+    return Finding(fid, kind, f"claim of {fid}", (now, now + timedelta(minutes=5)), metrics, 0.9)
+
+
+def _brute(**more: Any) -> Finding:
+    return _finding("brute_force", "I1-bruteforce", behaviour="brute_force", sources=1, requests=900, share=0.9,
+                    names_incident=True, others_errors=0, others_error_share=0.0, baseline_error_share=0.0,
+                    errors_logged=True, **more)
+
+
+def test_the_verdict_weighs_each_finding_by_its_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    findings = [_finding("traffic_surge", "I1-surge"), _finding("concentrated_sources", "I1-few"), _brute()]
+    verdict = judge_incident(findings, new_network_share=0.0, known_share=0.0)
+    scores = {h.kind: h.score for h in verdict.hypotheses}
+    # attack: no new networks -1, few +1, surge +0.5; abuse: those +3 (brute_force) +1 (denied no service)
+    assert verdict.kind == "abuse" and scores["abuse"] == 4.5 and scores["dos"] == -0.5
+    assert "claim of I1-bruteforce [I1-bruteforce]" in next(h for h in verdict.hypotheses if h.kind == "abuse").for_
+    weights = dict(FINDING_KINDS["brute_force"].weights) | {"abuse": 0.5}
+    monkeypatch.setitem(FINDING_KINDS, "brute_force", replace(FINDING_KINDS["brute_force"], weights=weights))
+    again = {h.kind: h.score for h in judge_incident(findings, new_network_share=0.0, known_share=0.0).hypotheses}
+    assert again["abuse"] == 2.0
+
+
+def test_abuse_needs_a_status_to_show_that_no_service_was_denied() -> None:
+    blind = _finding("brute_force", "I1-bruteforce", behaviour="brute_force", sources=1, requests=900, share=0.9,
+                     names_incident=True, others_errors=0, others_error_share=0.0, baseline_error_share=0.0,
+                     errors_logged=False)
+    findings = [_finding("traffic_surge", "I1-surge"), blind]
+    assert denied_service(findings) == ("whether service was denied is not known: the logs have no response status, "
+                                        "so errors cannot be ruled out [I1-bruteforce]")
+    assert judge_incident(findings, new_network_share=1.0, known_share=0.0).kind != "abuse"
+    assert denied_service([findings[0], _brute()]) is None

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from floodwitness.analysis.composition import in_ranges
 from floodwitness.detectors.abuse_scan import AbuseScan, shows
 from floodwitness.detectors.base import Context, Finding, detector
-from floodwitness.detectors.evidence import abuse_scan, samples, window_sql
+from floodwitness.detectors.evidence import abuse_scan, samples, sql_text, window_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,7 +70,7 @@ def _finding(ctx: Context, scan: AbuseScan, b: Behaviour) -> Finding | None:
              + window_sql(ctx, select="client_ip, count(*) AS requests, count(DISTINCT path) AS paths, "
                           "count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS status_4xx, "
                           "count(*) FILTER (WHERE status >= 500) AS status_5xx",
-                          where="client_ip IN (" + ", ".join(f"'{ip}'" for ip in ips) + ")",
+                          where="client_ip IN (" + ", ".join(sql_text(ip) for ip in ips) + ")",
                           group="1", order="2 DESC"))
     seconds = max((ctx.window[1] - ctx.window[0]).total_seconds(), 1.0)
     return Finding(

@@ -53,6 +53,11 @@ def render_line(row: dict[str, Any]) -> str:
     return line if len(line) <= RAW_SAMPLE_CHARS else line[:RAW_SAMPLE_CHARS - 1] + "\u2026"
 
 
+def sql_text(value: str) -> str:
+    """``value`` as a SQL string literal (a log's client field may hold any text)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _dash(value: Any) -> str:
     return "-" if value is None else str(value)
 

@@ -32,7 +32,7 @@ from floodwitness.detectors.base import (
     live,
 )
 from floodwitness.detectors.behaviour import scan_rules
-from floodwitness.detectors.evidence import ASSET_SQL, abuse_scan, baseline_sql, samples, window_sql
+from floodwitness.detectors.evidence import ASSET_SQL, abuse_scan, baseline_sql, samples, sql_text, window_sql
 from floodwitness.detectors.fingerprints import Rule, bundled_rules
 
 if TYPE_CHECKING:
@@ -404,7 +404,7 @@ def legitimate_impact(ctx: Context) -> list[Finding]:
     but = "" if not hostile.num_rows else (
         f" ({hostile.num_rows:,} hostile source(s) seen before left out: their own requests drew theirs)")
     where = "" if not hostile.num_rows else " AND client_ip NOT IN (" + ", ".join(
-        f"'{ip}'" for ip in hostile.column("client_ip").to_pylist()[:50]) + ")"
+        sql_text(ip) for ip in hostile.column("client_ip").to_pylist()) + ")"
     query = window_sql(ctx, select="count(DISTINCT client_ip)", where=f"status >= 500 AND client_ip IN (SELECT "
                        f"client_ip FROM read_parquet('{ctx.data.parquet_glob}') WHERE reject_reason IS NULL AND "
                        f"({baseline_sql(ctx)})){where}")
