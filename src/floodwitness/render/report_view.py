@@ -30,6 +30,53 @@ def impact_line(impact: dict[str, Any], share_digits: int = 1) -> str:
     return f"{impact['known_clients_with_errors']:,} of {known:,} known clients got server errors; {failed}"
 
 
+def incident_attempt(inc: dict[str, Any]) -> bool:
+    """Whether an incident is an attack attempt: an attack kind whose impact was measured and found none."""
+    impact = inc.get("impact") or {}
+    return inc.get("kind") in ATTACK_KINDS and impact.get("level") == "none" and bool(impact.get("measured"))
+
+
+def incident_label(inc: dict[str, Any]) -> str:
+    """An incident's id, kind ("attempt" after an attack with no service impact measured) and impact level."""
+    impact = inc.get("impact") or {}
+    level = impact.get("level")
+    kind = f"{inc['kind']} attempt" if incident_attempt(inc) else inc["kind"]
+    if level is None:  # a report written before impacts were measured
+        return f"{inc['id']} {kind}"
+    if level == "none" and not impact.get("measured"):
+        return f"{inc['id']} {kind}, impact not measured"
+    affected = f", {impact['minutes_affected']:,} of {impact['minutes']:,} min" if level != "none" else ""
+    return f"{inc['id']} {kind}, impact {level}{affected}"
+
+
+def verdict_headline(report: dict[str, Any]) -> tuple[str, str | None]:
+    """The verdict's kind as the headline names it ("DOS attempt" for an attack with no service impact measured),
+    and what follows it: the main incident's impact, or None without an incident."""
+    v = report["verdict"]
+    head = v["kind"].upper() + (" attempt" if v.get("attempt") else "")
+    incidents = report.get("incidents") or []
+    impact = (incidents[0].get("impact") or {}) if incidents else {}
+    level = impact.get("level")
+    if level is None:
+        return head, None
+    if level != "none":
+        return head, (f"service {level}: {impact['minutes_affected']:,} of {impact['minutes']:,} minutes affected")
+    if not impact.get("measured"):
+        return head, "service impact could not be measured"
+    if not v.get("attempt"):
+        return head, "no service impact measured"
+    sources = report.get("sources") or {}
+    few = int((sources.get("concentration") or {}).get("sources_for_80pct_of_excess") or 0)
+    suspects = int((sources.get("suspects") or {}).get("clients") or 0)
+    if few:
+        origin = f"most of the excess from {few:,} source{'' if few == 1 else 's'}; "
+    elif suspects:
+        origin = f"from {suspects:,} suspected source{'' if suspects == 1 else 's'}; "
+    else:
+        origin = ""
+    return head, f"{origin}no service impact measured"
+
+
 _CITATION = re.compile(r"\s*\[([A-Za-z0-9_.:-]+)\]\s*$")
 
 
@@ -189,6 +236,22 @@ class ReportView:
     @property
     def impact_text(self) -> str:
         return impact_line(self.report.get("impact") or {})
+
+    @property
+    def headline(self) -> tuple[str, str | None]:
+        return verdict_headline(self.report)
+
+    @property
+    def main_impact(self) -> dict[str, Any]:
+        """The main incident's impact (``incidents[0].impact``; empty without an incident or in an older report)."""
+        inc = self.main_incident
+        return (inc.get("impact") or {}) if inc else {}
+
+    @cached_property
+    def incident_rows(self) -> list[dict[str, Any]]:
+        """The incidents with their impact level as a flat field (for a table)."""
+        return [inc | {"impact_level": (inc.get("impact") or {}).get("level"), "label": incident_label(inc)}
+                for inc in self.report["incidents"]]
 
     @property
     def store_note(self) -> str | None:

@@ -14,10 +14,12 @@ from floodwitness.render.report_view import (
     attribution_caveat,
     history_warning,
     impact_line,
+    incident_label,
     incident_line,
     listed_sources,
     span_warning,
     store_note,
+    verdict_headline,
 )
 from floodwitness.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
@@ -75,7 +77,11 @@ def _verdict(console: Console, report: dict[str, Any]) -> None:
     v = report["verdict"]
     style = {"ddos": "bold red", "dos": "bold red", "mixed": "bold red", "internal_failure": "bold yellow",
              "flash_crowd": "bold cyan", "no_incident": "bold green"}.get(v["kind"], "bold")
-    _line(console, f"Verdict: {v['kind'].upper()}  ({v['confidence']:.0%} confidence)", style)
+    if v.get("attempt"):  # an attack that denied no service measured: lower urgency
+        style = "bold yellow"
+    head, impact = verdict_headline(report)
+    _line(console, f"Verdict: {head}  ({v['confidence']:.0%} confidence)" + (f" \u2014 {impact}" if impact else ""),
+          style)
     _line(console, v["summary"])
     thin = history_warning(report)
     if thin:
@@ -101,7 +107,7 @@ def _why(console: Console, report: dict[str, Any]) -> None:
 def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
-        _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
+        _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
                        f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
     if not report["incidents"]:
         _line(console, "  no incident window")
@@ -157,6 +163,12 @@ def _impact(console: Console, report: dict[str, Any]) -> None:
         console.print()
         _line(console, "Impact", "bold")
         _line(console, f"  {impact_line(impact, 0)}")
+    main = (report.get("incidents") or [{}])[0].get("impact") or {}
+    if main.get("summary"):
+        if not impact:
+            console.print()
+            _line(console, "Impact", "bold")
+        _line(console, f"  {main['level']}: {terminal_safe(main['summary'], 600)}")
 
 
 def _blocklist(console: Console, report: dict[str, Any]) -> None:

@@ -84,7 +84,8 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             "verdict": verdict_section(None if main is None else main.verdict, minutes=tl.minutes,
                                        has_history=history.sufficient,
                                        incident=None if main is None else (_iso(main.times[0]), _iso(main.times[1])),
-                                       inhuman_per_minute=options.detectors.inhuman_per_minute),
+                                       inhuman_per_minute=options.detectors.inhuman_per_minute,
+                                       impact=_impact_of(main)),
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
             "timeline": _timeline_dict(tl, base, baseline_ranges)
@@ -148,7 +149,15 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "excess_requests": round(c.excess) if known else None, "history": known,
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
-            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
+            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes),
+            "impact": None if r.impact is None else r.impact.to_dict()}
+
+
+def _impact_of(r: IncidentResult | None) -> tuple[str, bool] | None:
+    """The main incident's impact level, and whether anything of it was measured (None: no incident)."""
+    if r is None or r.impact is None:
+        return None
+    return r.impact.level, bool(r.impact.measured)
 
 
 def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:

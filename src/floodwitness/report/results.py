@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from floodwitness.analysis.history import HistoryPolicy
+from floodwitness.analysis.impact import ImpactPolicy
 from floodwitness.analysis.phases import suspects
 from floodwitness.analysis.windows import WindowPolicy
 from floodwitness.detectors.base import DetectorPolicy
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.impact import Impact
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
     from floodwitness.detectors import Finding
@@ -33,6 +35,7 @@ class AnalyzeOptions:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     detectors: DetectorPolicy = field(default_factory=DetectorPolicy)  # the detectors' thresholds
     history: HistoryPolicy = field(default_factory=HistoryPolicy)
+    impact: ImpactPolicy = field(default_factory=ImpactPolicy)  # how far from the usual counts as impact
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
     #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
@@ -67,6 +70,8 @@ class IncidentResult:
     #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
     #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
     suspects: pa.Table | None = None
+    #: what the incident did to the people the site normally serves (None only for a result made without it)
+    impact: Impact | None = None
 
     @property
     def has_history(self) -> bool:

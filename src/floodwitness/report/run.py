@@ -23,6 +23,7 @@ from floodwitness.analysis.history import (
     preceding_history,
     whole_period,
 )
+from floodwitness.analysis.impact import Usual, expected_minutes, measure_impact, usual_service
 from floodwitness.analysis.phases import Phases, analyse_phases
 from floodwitness.analysis.span import Span, auto_span
 from floodwitness.analysis.timeline import Timeline, minute_table, minutes_within, per_second, timeline_of
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from floodwitness.analysis.dataset import Dataset
-    from floodwitness.detectors.base import DetectorPolicy
 
 
 def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
@@ -72,6 +72,7 @@ class _Shared:
     baseline_clients: pa.Table
     enricher: Enricher | None
     rules: tuple[Rule, ...]
+    usual: Usual | None = None  # the baseline's service, what each incident's impact is held against
 
 
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
@@ -91,6 +92,9 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
+    impact = measure_impact(data, times, comp, expected_per_minute=expected_minutes(base.level, tl.start, times),
+                            usual=shared.usual, baseline=baseline_ranges,
+                            status_logged="status_5xx" not in tl.not_logged, policy=options.impact)
     second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
@@ -99,7 +103,8 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     return IncidentResult(index, w, times, comp, phases, findings, verdict, tl.minute_at(peak_minute),
                           second0 + timedelta(seconds=peak_second),
                           float(counts[peak_second]) if len(counts) else 0.0,
-                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags)
+                          float(np.median(base.level[w.start_index:w.end_index])) / 60.0, audience, scan.flags,
+                          impact=impact)
 
 
 #: no known clients (the ``baseline_clients`` of no baseline)
@@ -107,12 +112,13 @@ _NOBODY = pa.table({"client_ip": pa.array([], pa.string()), "requests": pa.array
 
 
 def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Shared,
-                     policy: DetectorPolicy) -> list[IncidentResult]:
+                     options: AnalyzeOptions) -> list[IncidentResult]:
     """The analysed period judged by what its traffic shows by itself (no usable baseline): one incident over the
     whole period when that shows an attack or server errors, else none."""
     times = whole_period(tl)
     comp = compose(data, times, [], 0.0, _NOBODY, extra=partial(rule_aggregates, rules=shared.rules))
     scan = scan_rules(data, shared.rules, times, per_client=comp.clients_table)
+    policy = options.detectors
     inhuman = busiest_minutes(data, times, policy.inhuman_per_minute)
     ctx = Context(data, tl, base, times, (), (), comp, 0, None,
                   rules=shared.rules, rules_scan=scan, has_history=False, inhuman=inhuman, policy=policy)
@@ -131,9 +137,12 @@ def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Share
     second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     series = tl.status_5xx if verdict.kind == "internal_failure" else tl.requests
+    impact = measure_impact(data, times, comp, expected_per_minute=None, usual=None, suspects=suspected,
+                            status_logged="status_5xx" not in tl.not_logged, policy=options.impact)
     return [IncidentResult(0, window, times, comp, phases, findings, verdict, tl.minute_at(int(np.argmax(series))),
                            second0 + timedelta(seconds=peak_second),
-                           float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected)]
+                           float(counts[peak_second]) if len(counts) else 0.0, 0.0, None, scan.flags, suspected,
+                           impact=impact)]
 
 
 def _history(data: Dataset, options: AnalyzeOptions) -> tuple[History | None, Prior | None]:
@@ -211,11 +220,12 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     left_out: list[Window] = []
     try:
-        shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
-                         else _NOBODY, enricher, rules)
+        judged = bool(windows) and history.sufficient
+        shared = _Shared(baseline_clients(data, baseline_ranges) if judged else _NOBODY, enricher, rules,
+                         usual_service(data, baseline_ranges) if judged else None)
         if not history.sufficient:
             stage("incident 1/1")
-            results = _without_history(data, tl, base, shared, options.detectors) if tl.minutes else []
+            results = _without_history(data, tl, base, shared, options) if tl.minutes else []
         else:
             chosen, left_out = heaviest_windows(tl, base, windows, options.max_incidents)
             results = []
