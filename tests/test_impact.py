@@ -6,8 +6,7 @@ from __future__ import annotations
 import io
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -26,6 +25,9 @@ from floodwitness.render.terminal import print_report
 from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.simulate import simulate
 from floodwitness.verdict import ATTACK_KINDS
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 START = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)

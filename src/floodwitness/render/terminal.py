@@ -168,7 +168,7 @@ def _impact(console: Console, report: dict[str, Any]) -> None:
         if not impact:
             console.print()
             _line(console, "Impact", "bold")
-        _line(console, f"  {main['level']}: {terminal_safe(main['summary'], 600)}")
+        _line(console, f"  {terminal_safe(main['summary'], 600)}")
 
 
 def _blocklist(console: Console, report: dict[str, Any]) -> None:
