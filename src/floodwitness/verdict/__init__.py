@@ -280,8 +280,11 @@ NO_IMPACT = "no service impact was measured (the incident's impact says what was
 def summary_for(kind: str, confidence: float, has_history: bool = True, *, attempt: bool = False) -> str:
     """The verdict in a sentence (``attempt``: an attack with no service impact measured)."""
     if attempt:
-        text = _ATTEMPTS[kind] + ("" if has_history else ", by what the traffic itself shows")
-        return f"The logs show {text} (confidence {confidence:.0%}); {NO_IMPACT}."
+        if has_history:
+            return f"The logs show {_ATTEMPTS[kind]} (confidence {confidence:.0%}); {NO_IMPACT}."
+        return (f"The logs show {_ATTEMPTS[kind]}, by what the traffic itself shows (confidence {confidence:.0%}); "
+                f"{NO_IMPACT}; with no history to compare with, a surge, a fall or a change of audience cannot be "
+                "measured.")
     if not has_history:
         text = {
             "ddos": "a distributed denial-of-service attack, by what the traffic itself shows",
