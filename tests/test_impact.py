@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from floodwitness.analysis.audience import baseline_clients
+from floodwitness.analysis.composition import compose
 from floodwitness.analysis.dataset import open_dataset
+from floodwitness.analysis.impact import measure_impact, usual_service
 from floodwitness.analysis.tails import (
     binomial_upper_bound,
     binomial_upper_tail,
@@ -213,3 +216,31 @@ def test_almhuette_brute_force_bursts_denied_no_service(realdata: Path) -> None:
     head = _terminal(report).splitlines()[0]
     assert "no service impact measured" in head
     assert "denial-of-service attack" not in v["summary"]
+
+
+def test_a_window_where_the_known_clients_vanished_is_an_outage(tmp_path: Path) -> None:
+    """:func:`measure_impact` on any window (an outage incident's, a scan's): here ten minutes in which the
+    regulars' requests stopped (the site unreachable), with only a new client's two requests logged."""
+    log = tmp_path / "access.log"
+    _site(log, overloaded=False, burst=False)
+    gone = (START + timedelta(minutes=70), START + timedelta(minutes=80))
+    kept = [line for line in log.read_text().splitlines(keepends=True)
+            if not gone[0] <= datetime.strptime(line.split("[", 1)[1][:26], "%d/%b/%Y:%H:%M:%S %z") < gone[1]]
+    kept += [f'198.51.100.20 - - [{_at(gone[0] + timedelta(minutes=k))}] "GET / HTTP/1.1" 200 512 "-" "{BROWSER}" '
+             "0.030 0.029\n" for k in (2, 6)]
+    log.write_text("".join(sorted(kept, key=lambda line: line.split("[", 1)[1][:20])))
+    data = open_dataset([str(log)])
+    try:
+        times = (gone[0].replace(tzinfo=None), gone[1].replace(tzinfo=None))
+        baseline = [(START.replace(tzinfo=None), times[0] - timedelta(minutes=5)),
+                    (times[1] + timedelta(minutes=5), (START + timedelta(minutes=120)).replace(tzinfo=None))]
+        comp = compose(data, times, baseline, 400.0, baseline_clients(data, baseline))
+        impact = measure_impact(data, times, comp, expected_per_minute=np.full(10, 40.0),
+                                usual=usual_service(data, baseline), baseline=baseline)
+    finally:
+        data.close()
+    assert impact.level == "outage"
+    assert impact.people.requests == 0 and impact.people.expected is not None and impact.people.expected > 300
+    assert impact.people.shortfall_p is not None and impact.people.shortfall_p < 1e-100
+    assert impact.minutes_affected == 10 and impact.to_dict()["level"] == "outage"
+    assert "were served 0 requests against" in impact.summary
