@@ -321,7 +321,7 @@ def measure_impact(data: Dataset, times: tuple[datetime, datetime], comp: Compos
         usual_share = usual.failed_share if history and usual is not None else None
         floor = (max(usual.failed_share, 3.0 / max(usual.requests, 1)) if history and usual is not None
                  else policy.no_history_error_share)
-        error_share, error_p = _errors(judged, requests, failed, usual_share, floor, policy)
+        error_share, error_p = _errors(judged, group, requests, failed, usual_share, floor, policy)
         if error_p is not None:
             bound = binomial_upper_bound(m.failed, m.people, floor)
             share = np.where(m.people > 0, m.failed / np.maximum(m.people, 1), 0.0)
@@ -380,13 +380,17 @@ def _error_threshold(usual: float | None, floor: float, policy: ImpactPolicy) ->
     return max(2.0 * base, base + policy.error_margin)
 
 
-def _errors(judged: _Judgment, requests: int, failed: int, usual: float | None, floor: float,
+def _errors(judged: _Judgment, group: str, requests: int, failed: int, usual: float | None, floor: float,
             policy: ImpactPolicy) -> tuple[float | None, float | None]:
     """Test the people's failure share against the usual one (``floor``: the share held against, at least 3 in
     the baseline's requests when it had none)."""
-    if requests == 0 or floor ** requests >= policy.alpha:
-        judged.not_measured.append(f"errors: too few requests ({requests:,}) to measure a failure share")
-        return (failed / requests if requests else None), None
+    if requests == 0:
+        judged.not_measured.append(f"errors: {_who(group)} sent no request in the window")
+        return None, None
+    if floor ** requests >= policy.alpha:
+        judged.not_measured.append(f"errors: too few requests from {_who(group)} ({requests:,}) to measure a "
+                                   "failure share")
+        return failed / requests, None
     judged.measured.append("errors")
     share = failed / requests
     p = binomial_upper_tail(failed, requests, floor)
