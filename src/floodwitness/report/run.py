@@ -90,11 +90,12 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                   baseline_ranges=baseline_ranges, audience=audience, rules=shared.rules, rules_scan=scan,
                   policy=options.detectors)
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
-    verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
-                             known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
+    # what the incident did to the site's usual clients: measured before the verdict, which may weigh it
     impact = measure_impact(data, times, comp, expected_per_minute=expected_minutes(base.level, tl.start, times),
                             usual=shared.usual, baseline=baseline_ranges,
                             status_logged="status_5xx" not in tl.not_logged, policy=options.impact)
+    verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
+                             known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
     second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure
