@@ -37,10 +37,35 @@ class Timeline:
     #: The series whose column no request of the timeline logged (``bytes`` of a log without a size,
     #: ``status_4xx``...): zeros in the arrays, so the analysis can add them up; unknown, not zero, in a report.
     not_logged: frozenset[str] = frozenset()
+    #: The periods of a timeline that holds several weeks apart (:func:`~floodwitness.analysis.span.split_periods`):
+    #: ``(first, end)`` minute indexes, end excluded; the minutes between two periods are a gap in the logs (no
+    #: request for more than ``span.GAP``), not a fall in traffic. Empty: the whole timeline is one period.
+    periods: tuple[tuple[int, int], ...] = ()
 
     @property
     def minutes(self) -> int:
         return len(self.requests)
+
+    @property
+    def period_bounds(self) -> tuple[tuple[int, int], ...]:
+        """The ``(first, end)`` minute indexes of each period (the whole timeline when it is one)."""
+        return self.periods or ((0, self.minutes),)
+
+    def in_periods(self) -> np.ndarray:
+        """Per minute, whether it lies in a period (False in the gaps between periods)."""
+        mask = np.zeros(self.minutes, dtype=bool)
+        for first, end in self.period_bounds:
+            mask[first:end] = True
+        return mask
+
+    def part(self, first: int, end: int) -> Timeline:
+        """The minutes ``first`` to ``end`` (excluded) as a timeline of their own (one period)."""
+        if first == 0 and end == self.minutes and not self.periods:
+            return self
+        cut = slice(first, end)
+        return Timeline(self.minute_at(first), self.requests[cut], self.clients[cut], self.status_4xx[cut],
+                        self.status_5xx[cut], self.shed_503[cut], self.bytes[cut], self.p50_time[cut],
+                        self.p95_time[cut], self.has_request_time, self.not_logged)
 
     def minute_at(self, index: int) -> datetime:
         return self.start + timedelta(minutes=int(index))

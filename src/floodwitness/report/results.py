@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.history import History
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
     from floodwitness.detectors import Finding
@@ -67,6 +68,11 @@ class IncidentResult:
     #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
     #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
     suspects: pa.Table | None = None
+    #: the period of the timeline it lies in (logs of periods weeks apart: each analysed against its own baseline)
+    #: and that period's first minute on the whole timeline: ``window`` and ``phases`` count minutes on the
+    #: period's own timeline, so ``offset + window.start_index`` is the window's minute on the whole one
+    period: int = 0
+    offset: int = 0
 
     @property
     def has_history(self) -> bool:
@@ -78,6 +84,22 @@ class IncidentResult:
     @property
     def weight(self) -> float:
         return self.composition.excess + 10 * float(self.phases.errors.sum())
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """One period's analysis, for the report: where it lies on the whole timeline, the history its incidents
+    were compared with, and its incident windows (all, analysed in depth or not)."""
+
+    first: int  # its first minute on the whole timeline
+    end: int    # its end (excluded)
+    start: datetime
+    until: datetime
+    history: History
+    windows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"start": iso(self.start), "end": iso(self.until), "windows": self.windows} | self.history.to_dict()
 
 
 def iso(value: datetime) -> str:
