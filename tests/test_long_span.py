@@ -180,4 +180,9 @@ def test_honeynet_whole_folder_in_one_run(realdata: Path) -> None:
     # incidents in the periods that have them: the Nikto scan of 22 Apr is in the first period too
     days = {i["start"][:10] for i in report["incidents"] + report.get("incidents_left_out", [])}
     assert {"2004-04-22", "2004-05-01"} <= days
+    # and in every period: the third one's is the one-minute burst of 9 Oct 23:39 -0400 (546 "GET /", one address)
+    for period in report["baseline"]["periods"]:
+        assert period["sufficient"] and period["windows"] >= 1, period
+    burst = [i for i in report["incidents"] if i["start"].startswith("2004-10-10T03:39")]
+    assert len(burst) == 1 and burst[0]["clients"] == 1 and burst[0]["requests"] >= 546
     assert len(report["timeline"]["requests"]) < MAX_COARSE_POINTS + 10 * FINE_LIMIT // 10

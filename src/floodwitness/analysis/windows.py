@@ -47,6 +47,8 @@ class WindowPolicy:
     merge_gap_minutes: int = 12
     short_gap_minutes: int = 3
     min_flagged_minutes: int = 2
+    #: ... unless the lone minute's requests exceed the baseline by this many (a one-minute burst of 5 req/s)
+    lone_minute_excess: float = 300.0
     iterations: int = 4
 
 
@@ -224,7 +226,8 @@ def find_windows(tl: Timeline, base: Baseline, policy: WindowPolicy) -> list[Win
     windows = []
     for whole in runs:
         run = _trim_tails(tl, base, whole, policy)
-        if len(run) < policy.min_flagged_minutes:
+        if len(run) < policy.min_flagged_minutes and not (
+                vol[run[0]] and tl.requests[run[0]] - base.level[run[0]] >= policy.lone_minute_excess):
             continue
         run += _recovery(tl, base, run[-1], policy)
         windows.append(Window(run[0], run[-1] + 1, tuple(i for i in run if vol[i]),
