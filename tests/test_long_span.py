@@ -7,16 +7,23 @@ year, the heaviest neither first nor last.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from floodwitness.analysis.dataset import open_dataset
+from floodwitness.render.html import render_html
+from floodwitness.render.markdown import render_markdown
+from floodwitness.render.terminal import print_report
 from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.report.series import FINE_LIMIT, MARGIN, MAX_COARSE_POINTS
+
+from .test_report_html import _wait, browser  # noqa: F401 - the headless Chromium fixture (skips when absent)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -133,18 +140,25 @@ def test_half_a_year_timeline_is_small_and_per_minute_around_incidents(
     assert all(ends[i] <= _when(tl["segments"][i + 1]["start"]) for i in range(len(ends) - 1))
 
 
-def test_periods_weeks_apart_each_against_its_own_baseline(tmp_path: Path) -> None:
-    """Two periods of a site 40 days apart, the second eight times as busy, each with a flood: each period is
-    held against its own history, both floods are found, the heavier one is the main incident, and the 40 days
-    between them are stored as no point at all (not as 57,600 minutes of zeros)."""
-    quiet, busy = tmp_path / "access.log.1", tmp_path / "access.log"
+@pytest.fixture(scope="module")
+def two_periods(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[datetime]]:
+    """Two periods of a site 40 days apart, the second eight times as busy, each with a flood."""
+    folder = tmp_path_factory.mktemp("periods")
+    quiet, busy = folder / "access.log.1", folder / "access.log"
     starts = write_long_log(quiet, 60, ((6, 700, 300, 30),), gaps=((12, 60),))
     starts += write_long_log(busy, 60, ((55, 700, 2000, 80),), seed=8, gaps=((0, 52),), level=8.0)
     data = open_dataset([str(quiet), str(busy)])
     try:
-        report = analyze(data)
+        return analyze(data), starts
     finally:
         data.close()
+
+
+def test_periods_weeks_apart_each_against_its_own_baseline(two_periods: tuple[dict[str, Any], list[datetime]]
+                                                           ) -> None:
+    """Each period is held against its own history, both floods are found, the heavier one is the main incident,
+    and the 40 days between them are stored as no point at all (not as 57,600 minutes of zeros)."""
+    report, starts = two_periods
     periods, histories = report["timeline"]["periods"], report["baseline"]["periods"]
     assert len(periods) == 2 and len(histories) == 2 and len(report["time_span"]["periods"]) == 2
     assert all(p["sufficient"] and p["windows"] == 1 for p in histories)
@@ -158,6 +172,37 @@ def test_periods_weeks_apart_each_against_its_own_baseline(tmp_path: Path) -> No
     assert (gap[1] - gap[0]).days >= 39
     assert not any(gap[0] <= _when(s["start"]) < gap[1] for s in report["timeline"]["segments"])
     assert len(report["timeline"]["requests"]) < 20 * 24 * 2 + 2 * (2 * MARGIN + 10)
+
+
+def test_periods_weeks_apart_rendered(two_periods: tuple[dict[str, Any], list[datetime]], tmp_path: Path) -> None:
+    """The terminal names the periods and the gap between them, the Markdown and HTML say each period had its own
+    baseline."""
+    report, _ = two_periods
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_report(console, report)
+    text = " ".join(console.export_text().split())  # the lines as wrapped at 80 columns, joined
+    assert "2 periods, the gaps between them (40 days) hold no request and are not drawn" in text
+    assert "2025-01-01 to 2025-01-12; 2025-02-22 to 2025-03-02" in text and " ┆" in text
+    assert "The logs hold 2 periods more than a week apart, each analysed against its own baseline" in \
+        render_markdown(report)
+    html = tmp_path / "report.html"
+    html.write_text(render_html(report), encoding="utf-8")
+    assert "per minute within 60 minutes of each incident" in html.read_text(encoding="utf-8")
+
+
+def test_periods_weeks_apart_charts_in_chromium(two_periods: tuple[dict[str, Any], list[datetime]], tmp_path: Path,
+                                                request: pytest.FixtureRequest) -> None:
+    """The HTML charts draw the coarse timeline (points placed by their segments) over both periods."""
+    chromium = request.getfixturevalue("browser")  # headless Chromium (test_report_html's fixture: skips if absent)
+    report, _ = two_periods
+    html = tmp_path / "report.html"
+    html.write_text(render_html(report), encoding="utf-8")
+    chromium.get(html.as_uri())
+    assert _wait(chromium, "return document.body.getAttribute('data-charts')") == "ok"
+    # the first panel's x axis spans the two periods: its labels run from January into March
+    labels = chromium.execute_script(
+        "return Array.from(document.querySelectorAll('#chart-timeline svg text')).map(t => t.textContent).join()")
+    assert "Jan" in labels and "Mar" in labels
 
 
 def test_honeynet_whole_folder_in_one_run(realdata: Path) -> None:

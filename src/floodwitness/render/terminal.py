@@ -281,6 +281,9 @@ def _long_timeline(console: Console, tl: dict[str, Any]) -> None:
         _line(console, f"  {' ┆'.join(sparkline(p.errors, len(p.errors), errors) for p in periods)}  max "
                        f"{errors:,.0f}/min 5xx", "red")
     _line(console, "  " + "; ".join(f"{p.start:%Y-%m-%d} to {p.end:%Y-%m-%d}" for p in periods), "dim")
+    if len(periods) > 1:
+        _line(console, "  each period is analysed against its own baseline; their incidents are ranked together",
+              "dim")
     _line(console, f"  (per minute within {tl['resolution']['margin_minutes']} minutes of each incident, else "
                    f"{tl['resolution']['coarse_seconds'] // 60}-minute means)", "dim")
 
