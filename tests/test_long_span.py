@@ -205,6 +205,30 @@ def test_periods_weeks_apart_charts_in_chromium(two_periods: tuple[dict[str, Any
     assert "Jan" in labels and "Mar" in labels
 
 
+def test_a_period_too_thin_for_a_baseline_is_judged_by_its_own_traffic(tmp_path: Path) -> None:
+    """A month after 20 days of ordinary traffic, the logs hold only three minutes of one address at 2,000 requests
+    a minute: that period has no history of its own (its every minute is the flood), so it is judged as a log
+    without history is (an inhuman rate), and says so; the ordinary period keeps its own."""
+    ordinary, flood = tmp_path / "access.log.1", tmp_path / "access.log"
+    write_long_log(ordinary, 20, ())
+    when = START.replace(tzinfo=None) + timedelta(days=50, hours=12)
+    flood.write_text("".join(
+        f'203.0.113.9 - - [{(when + timedelta(seconds=k * 180 / 6000)).strftime("%d/%b/%Y:%H:%M:%S")} +0000] '
+        f'"GET /search?q={k} HTTP/1.1" 200 512 "-" "python-requests/2.31"\n' for k in range(6000)))
+    data = open_dataset([str(ordinary), str(flood)])
+    try:
+        report = analyze(data)
+    finally:
+        data.close()
+    histories = report["baseline"]["periods"]
+    assert [p["sufficient"] for p in histories] == [True, False]
+    assert "no usable history" in histories[1]["note"]
+    main = report["incidents"][0]
+    assert main["start"].startswith("2025-02-20T12:") and main["history"] is False and main["clients"] == 1
+    assert report["verdict"]["kind"] == "dos" and report["baseline"]["sufficient"] is False
+    assert "no usable history of its own" in render_markdown(report)
+
+
 def test_honeynet_whole_folder_in_one_run(realdata: Path) -> None:
     """Six months of a honeypot, three periods weeks apart: one run; the PROPFIND flood of 1 May 2004 (6,152
     requests from 82.82.97.119 in five minutes) is the main incident, a few-source flood from that address."""
