@@ -254,13 +254,10 @@ def window_weight(tl: Timeline, base: Baseline, w: Window) -> float:
     return float(np.maximum(tl.requests[span] - base.level[span], 0).sum() + 10 * tl.status_5xx[span].sum())
 
 
-def heaviest_windows(tl: Timeline, base: Baseline, windows: list[Window], n: int) -> tuple[list[Window],
-                                                                                          list[Window]]:
-    """The ``n`` heaviest windows (:func:`window_weight`), in time order, and the others: a long log's biggest
-    incident is analysed whatever its place in time."""
-    ranked = sorted(range(len(windows)), key=lambda i: (-window_weight(tl, base, windows[i]), i))
-    keep = set(ranked[:n])
-    return ([w for i, w in enumerate(windows) if i in keep], [w for i, w in enumerate(windows) if i not in keep])
+def heaviest_of(weights: list[float], n: int) -> set[int]:
+    """The indexes of the ``n`` heaviest windows (by :func:`window_weight`; the earlier one first when two weigh
+    the same): a long log's biggest incidents are analysed wherever they fall in time, in whichever period."""
+    return set(sorted(range(len(weights)), key=lambda i: (-weights[i], i))[:n])
 
 
 def outside_windows(tl: Timeline, windows: list[Window]) -> np.ndarray:

@@ -32,6 +32,7 @@ from floodwitness.analysis.windows import (
     baseline_and_flags,
     baseline_minutes,
     find_windows,
+    heaviest_of,
     minutes_to_ranges,
     outside_windows,
     refine_edges,
@@ -222,9 +223,7 @@ def _incidents(data: Dataset, parts: list[_Part], options: AnalyzeOptions, enric
     (the others returned, on the whole timeline); each period without a usable history judged by what its
     traffic shows by itself (one incident at most, as a log without history is)."""
     candidates = [(p, w) for p in parts if p.history.sufficient for w in p.windows]
-    ranked = sorted(range(len(candidates)), key=lambda i: (-window_weight(candidates[i][0].tl, candidates[i][0].base,
-                                                                           candidates[i][1]), i))
-    keep = set(ranked[:options.max_incidents])
+    keep = heaviest_of([window_weight(p.tl, p.base, w) for p, w in candidates], options.max_incidents)
     left_out = [_shifted(w, p.offset) for i, (p, w) in enumerate(candidates) if i not in keep]
     todo: list[tuple[_Part, Window | None]] = [(p, None) for p in parts if not p.history.sufficient and p.tl.minutes]
     todo += [c for i, c in enumerate(candidates) if i in keep]
