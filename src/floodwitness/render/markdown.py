@@ -140,6 +140,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"Incident {md_code(inc['id'])} from {md_code(inc['start'])} to {md_code(inc['end'])}: peak "
                 f"{_n(inc['peak_rps'])} requests/s at {md_code(inc['peak_second'])}; "
                 f"{md_text(incident_line(inc), line_start=False)}.", ""]
+    if view.periods_line:
+        out += [md_text(view.periods_line, 1200), ""]
     out += _hypotheses(view)
     sources = report.get("sources") or {}
     if sources.get("top"):

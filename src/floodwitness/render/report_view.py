@@ -88,9 +88,24 @@ def span_warning(report: dict[str, Any]) -> str | None:
         return None
     first = (span.get("samples_outside") or [{}])[0]
     where = f", e.g. {first.get('file')}:{first.get('line')} at {first.get('ts')}" if first.get("file") else ""
-    others = len(span.get("periods") or []) - 1
+    periods = span.get("periods") or []
+    others = sum(1 for p in periods if p.get("analysed") is False) if any("analysed" in p for p in periods) \
+        else len(periods) - 1  # a report written before several periods were analysed in one run
     return (f"{outside:,} request(s) in {others} other period(s) more than a week from the analysed span "
             f"({span.get('since')} to {span.get('until')}) were left out{where}; --since/--until analyse them")
+
+
+def periods_line(report: dict[str, Any]) -> str | None:
+    """The periods weeks apart the report analysed in one run, each against its own baseline (None: one period)."""
+    periods = (report.get("baseline") or {}).get("periods") or []
+    if len(periods) < 2:
+        return None
+    listed = "; ".join(
+        f"{p['start'][:16]}Z to {p['end'][:16]}Z, {p['windows']:,} incident window(s)"
+        + ("" if p.get("sufficient") else " (no usable history of its own: judged by what its traffic shows)")
+        for p in periods)
+    return (f"The logs hold {len(periods)} periods more than a week apart, each analysed against its own baseline "
+            f"and their incidents ranked together: {listed}. The gaps between them hold no request.")
 
 
 def history_warning(report: dict[str, Any]) -> str | None:
@@ -232,6 +247,20 @@ class ReportView:
     @property
     def history_warning(self) -> str | None:
         return history_warning(self.report)
+
+    @property
+    def periods_line(self) -> str | None:
+        return periods_line(self.report)
+
+    @property
+    def timeline_resolution(self) -> str:
+        """How the timeline chart's points are spaced: per minute, or coarser away from the incidents."""
+        resolution = (self.report.get("timeline") or {}).get("resolution")
+        if not resolution:
+            return "Per minute, in UTC."
+        return (f"In UTC, per minute within {resolution['margin_minutes']} minutes of each incident, elsewhere the "
+                f"mean of each {int(resolution['coarse_seconds']) // 60} minutes; grey: the gaps between periods "
+                "(no request).")
 
     @property
     def impact_text(self) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.history import History
     from floodwitness.analysis.impact import Impact
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
@@ -72,6 +73,11 @@ class IncidentResult:
     suspects: pa.Table | None = None
     #: what the incident did to the people the site normally serves (None only for a result made without it)
     impact: Impact | None = None
+    #: the period of the timeline it lies in (logs of periods weeks apart: each analysed against its own baseline)
+    #: and that period's first minute on the whole timeline: ``window`` and ``phases`` count minutes on the
+    #: period's own timeline, so ``offset + window.start_index`` is the window's minute on the whole one
+    period: int = 0
+    offset: int = 0
 
     @property
     def has_history(self) -> bool:
@@ -83,6 +89,22 @@ class IncidentResult:
     @property
     def weight(self) -> float:
         return self.composition.excess + 10 * float(self.phases.errors.sum())
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """One period's analysis, for the report: where it lies on the whole timeline, the history its incidents
+    were compared with, and its incident windows (all, analysed in depth or not)."""
+
+    first: int  # its first minute on the whole timeline
+    end: int    # its end (excluded)
+    start: datetime
+    until: datetime
+    history: History
+    windows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"start": iso(self.start), "end": iso(self.until), "windows": self.windows} | self.history.to_dict()
 
 
 def iso(value: datetime) -> str:
