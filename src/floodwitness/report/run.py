@@ -100,7 +100,8 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
                             usual=shared.usual, baseline=baseline_ranges,
                             status_logged="status_5xx" not in tl.not_logged, policy=options.impact)
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
-                             known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged)
+                             known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged,
+                             impact=impact)
     second0, counts = per_second(data, times[0], times[1], errors=False)
     peak_second = int(np.argmax(counts)) if len(counts) else 0
     # the peak is the busiest minute: by requests, or by server errors when the incident is a failure

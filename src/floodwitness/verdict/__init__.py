@@ -17,6 +17,7 @@ from floodwitness.verdict.hypothesis import ATTACK_KINDS, HOSTILE_KINDS, KINDS, 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from floodwitness.analysis.impact import Impact
     from floodwitness.detectors.base import Finding, Weight
 
 #: the hypotheses the verdict with history weighs (the flood kinds ddos, dos and mixed share ``attack``); the
@@ -45,7 +46,7 @@ def _points(weight: Weight, measures: Mapping[str, float]) -> float:
 
 
 def judge_incident(findings: Sequence[Finding], *, new_network_share: float, known_share: float,
-                   errors_logged: bool = True) -> IncidentVerdict:
+                   errors_logged: bool = True, impact: Impact | None = None) -> IncidentVerdict:
     """Score the hypotheses for one incident from its findings: each finding adds the weights of its kind's
     registry entry (:data:`~floodwitness.detectors.base.FINDING_KINDS`, in the registry's order). The exceptions,
     kept here: the audience model (two graded levels, only with a surge: :func:`_weigh_audience`) and the
@@ -77,7 +78,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     few = _get(findings, "concentrated_sources")
     failure = _get(findings, "errors_without_surge")
     hypotheses = _final(attack, crowd, inside, few is not None, failure, errors_logged=errors_logged)
-    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses)
+    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses, impact)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     best = ranked[0]
     # ddos / dos / mixed (and abuse) share the attack evidence: the winner is judged against the best hypothesis
@@ -98,7 +99,7 @@ FEW_REQUESTS, FEW_REQUESTS_CONFIDENCE = 1000, 0.6
 NO_HISTORY = "no history to compare with: the site's usual level and audience are unknown"
 
 
-def judge_without_history(findings: Sequence[Finding], requests: int) -> IncidentVerdict:
+def judge_without_history(findings: Sequence[Finding], requests: int, impact: Impact | None = None) -> IncidentVerdict:
     """Score the hypotheses when no baseline is usable (logs of the attack alone, a few minutes of traffic).
 
     Nothing can be compared: no surge or fall, no new or known clients, no new networks. What the traffic shows by
@@ -152,7 +153,7 @@ def judge_without_history(findings: Sequence[Finding], requests: int) -> Inciden
     # which errors the attack explains needs the minutes before and after it, against their usual level
     hypotheses = _final(attack, crowd, inside, few is not None, None, what="the requests",
                         unexplained=f"{NO_HISTORY}: errors the attack does not explain cannot be told apart")
-    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses)
+    hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses, impact)
     hypotheses.append(quiet)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     margin = ranked[0].score - ranked[1].score

@@ -15,6 +15,7 @@ from floodwitness.verdict.hypothesis import ATTACK_KINDS, Hypothesis
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from floodwitness.analysis.impact import Impact
     from floodwitness.detectors.base import Finding, FindingKind
 
 #: what ``incidents[].behaviour.kind`` can say: a hostile behaviour's name, ``mixed`` (several name it together),
@@ -52,16 +53,18 @@ def _what(named: Sequence[Finding]) -> str:
     return f"{_NAMES[str(kind)]} by {n:,} outside source{'s' if n != 1 else ''}"
 
 
-def denied_service(findings: Sequence[Finding]) -> str | None:
+def denied_service(findings: Sequence[Finding], impact: Impact | None = None) -> str | None:
     """Why the incident denied service to someone other than its hostile sources, or None when nothing shows it
-    did. The one place that decides it for the ``abuse`` verdict (a stand-in for the incident's measured impact:
-    swap in ``impact.level != "none"`` where it exists): known clients, the hostile sources apart, received server
-    errors (``legitimate_impact``); or the other clients' server-error share rose above the baseline's
-    (``others_*`` metrics of the behaviour findings, thresholds of ``server_errors``). When the logs have no status,
-    no denial cannot be shown: the reason says it is not known (and abuse is ruled out all the same)."""
-    impact = next((f for f in findings if f.kind == "legitimate_impact"), None)
-    if impact is not None:
-        return f"{impact.claim} [{impact.id}]"
+    did. The one place that decides it for the ``abuse`` verdict: the incident's measured ``impact`` (its level
+    and reasons) where anything of it was measured; otherwise, from the findings: known clients, the hostile
+    sources apart, received server errors (``legitimate_impact``); or the other clients' server-error share rose
+    above the baseline's (``others_*`` metrics of the behaviour findings, thresholds of ``server_errors``). When
+    the logs have no status, no denial cannot be shown: the reason says it is not known (abuse is ruled out)."""
+    if impact is not None and impact.measured:  # the incident's measured impact decides, where it was measured
+        return None if impact.level == "none" else impact.summary
+    known = next((f for f in findings if f.kind == "legitimate_impact"), None)
+    if known is not None:
+        return f"{known.claim} [{known.id}]"
     unknown = next((f for f in behaviours(findings) if not f.metrics.get("errors_logged", True)), None)
     if unknown is not None:  # "denied no service" needs the statuses that would show it
         return (f"whether service was denied is not known: the logs have no response status, so errors cannot be "
@@ -77,7 +80,7 @@ def denied_service(findings: Sequence[Finding]) -> str | None:
 
 
 def hostile_behaviour(findings: Sequence[Finding], attack: Hypothesis, abuse: Hypothesis,
-                      hypotheses: list[Hypothesis]) -> list[Hypothesis]:
+                      hypotheses: list[Hypothesis], impact: Impact | None = None) -> list[Hypothesis]:
     """The ``abuse`` hypothesis when a hostile behaviour names the incident (else none): the attack's evidence
     (the sources are hostile either way) plus the behaviour's weights (``abuse``), then whether service was
     denied. Without a denial the flood kinds of ``hypotheses`` lose: hostile, but no denial of service."""
@@ -86,7 +89,7 @@ def hostile_behaviour(findings: Sequence[Finding], attack: Hypothesis, abuse: Hy
         return []
     h = Hypothesis("abuse", attack.score + abuse.score, attack.for_ + abuse.for_, attack.against + abuse.against)
     what = _what(named)
-    denial = denied_service(findings)
+    denial = denied_service(findings, impact)
     if denial is None:
         h.add(1.0, f"{what} that denied no service: no server errors for the other clients above the usual")
         for other in hypotheses:
