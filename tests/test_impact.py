@@ -63,7 +63,7 @@ def _site(path: Path, *, overloaded: bool, minutes: int = 120, burst: bool = Tru
             for k in range(BURST_RATE):
                 when = START + timedelta(minutes=minute, seconds=k * 60 / BURST_RATE)
                 status = 503 if overloaded and k % 2 else 200
-                lines.append(f'203.0.113.9 - - [{_at(when)}] "POST /administrator/index.php HTTP/1.1" {status} 512 '
+                lines.append(f'203.0.113.9 - - [{_at(when)}] "POST /search HTTP/1.1" {status} 512 '
                              f'"-" "curl/8.4.0" 0.030 0.029\n')
     path.write_text("".join(sorted(lines, key=lambda line: line.split("[", 1)[1][:20])))
 

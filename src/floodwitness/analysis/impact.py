@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from floodwitness.analysis.composition import in_ranges
 from floodwitness.analysis.tails import (
@@ -244,16 +245,24 @@ def _query(data: Dataset, times: tuple[datetime, datetime], who: str) -> str:
 
 
 def _people(comp: Composition, baseline: list[tuple[datetime, datetime]], suspects: pa.Table | None,
-            data: Dataset) -> tuple[str, Any, int, str]:
+            data: Dataset, hostile: pa.Table | None = None) -> tuple[str, Any, int, str]:
     """Who the people are: their group's name, a condition on a requests table, how many were active in the window,
-    and the same condition in SQL."""
+    and the same condition in SQL. ``hostile``: sources (``client_ip``) never counted among the known clients, even
+    when seen before (a scanner's or a brute-forcer's errors are theirs, not the site's)."""
     table = comp.clients_table
     if suspects is None:  # a history: the known clients
-        known = table.filter(table.column("known")).column("client_ip")
+        known_rows = table.filter(table.column("known"))
+        if hostile is not None and hostile.num_rows:
+            out = pc.invert(pc.is_in(known_rows.column("client_ip"), value_set=hostile.column("client_ip")))
+            known_rows = known_rows.filter(out)
+        known = known_rows.column("client_ip")
         mem = ibis.memtable(pa.table({"client_ip": known.combine_chunks().cast(pa.string())}))
         ranges = " OR ".join(f"(ts >= {_ts(a)} AND ts < {_ts(b)})" for a, b in baseline) or "FALSE"
         sql = (f" AND client_ip IN (SELECT client_ip FROM read_parquet('{data.parquet_glob}') WHERE reject_reason "
                f"IS NULL AND ({ranges}))")
+        if hostile is not None and 0 < hostile.num_rows <= 100:
+            sql += " AND client_ip NOT IN (" + ", ".join(
+                "'" + str(ip).replace("'", "''") + "'" for ip in hostile.column("client_ip").to_pylist()) + ")"
         if len(known) == 0:
             return "known_clients", lambda t: ibis.literal(False), 0, sql
         return "known_clients", lambda t: t.client_ip.isin(mem.client_ip), len(known), sql
@@ -284,15 +293,17 @@ class _Judgment:
 def measure_impact(data: Dataset, times: tuple[datetime, datetime], comp: Composition, *,
                    expected_per_minute: np.ndarray | None, usual: Usual | None,
                    baseline: Sequence[tuple[datetime, datetime]] = (), suspects: pa.Table | None = None,
-                   status_logged: bool = True, policy: ImpactPolicy | None = None) -> Impact:
+                   status_logged: bool = True, policy: ImpactPolicy | None = None,
+                   hostile: pa.Table | None = None) -> Impact:
     """The impact of the window ``times`` (``comp``: its composition). With a history: ``expected_per_minute``,
     the baseline's level for each minute of the window (from the minute ``times[0]`` falls in, as
     :func:`expected_minutes` cuts it from the baseline), ``usual`` the baseline's service (:func:`usual_service`),
     ``baseline`` its ranges; the people are the window's known clients. Without one (``expected_per_minute`` and
-    ``usual`` None), ``suspects`` are the sources the traffic itself condemns, and the people everyone else."""
+    ``usual`` None), ``suspects`` are the sources the traffic itself condemns, and the people everyone else.
+    ``hostile``: sources that scanned, brute-forced or scraped, never counted among the people."""
     policy = policy or ImpactPolicy()
     history = expected_per_minute is not None and usual is not None
-    group, is_person, clients, who_sql = _people(comp, list(baseline), None if history else suspects, data)
+    group, is_person, clients, who_sql = _people(comp, list(baseline), None if history else suspects, data, hostile)
     has_rt = data.has_values("request_time")
     usual_p90 = usual.p90 if history and usual is not None and np.isfinite(usual.p90) else None
     m = _minutes(data, times, is_person, usual_p90 if has_rt else None)

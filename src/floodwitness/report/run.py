@@ -98,7 +98,8 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     # what the incident did to the site's usual clients: measured before the verdict, which may weigh it
     impact = measure_impact(data, times, comp, expected_per_minute=expected_minutes(base.level, tl.start, times),
                             usual=shared.usual, baseline=baseline_ranges,
-                            status_logged="status_5xx" not in tl.not_logged, policy=options.impact)
+                            status_logged="status_5xx" not in tl.not_logged, policy=options.impact,
+                            hostile=abuse.hostile)
     verdict = judge_incident(findings, new_network_share=comp.new_network_excess_share,
                              known_share=comp.known_excess_share, errors_logged="status_5xx" not in tl.not_logged,
                              impact=impact)
