@@ -96,6 +96,8 @@ FINDING_KINDS: dict[str, FindingKind] = {
                                   "networks, ASes and countries, and how concentrated the traffic is", "info",
                                   section="audience"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high", section="impact"),
+    "traffic_collapse": FindingKind("Requests fell far below the baseline: the site stopped serving its audience",
+                                    "high", section="impact"),
     "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002",
                                 section="clusters", vector=True),
 }

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.audience import Audience
+    from floodwitness.analysis.collapse import Outage
     from floodwitness.analysis.dataset import Dataset
     from floodwitness.analysis.history import History
     from floodwitness.analysis.span import Span
@@ -59,10 +60,12 @@ ATTRIBUTION = {
 
 def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
                  span: Span | None, rules: tuple[Rule, ...], known_clients: pa.Table, results: list[IncidentResult],
-                 flags: list[RuleFlags] | None, left_out: list[Window]) -> dict[str, Any]:
+                 flags: list[RuleFlags] | None, left_out: list[Window],
+                 gaps: list[Outage] | None = None) -> dict[str, Any]:
     """The report of an analysis: its incidents, heaviest first (``known_clients``: the baseline's clients and their
     requests; ``flags``: the sources the rules flagged in a period without an incident, when already found;
-    ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth)."""
+    ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth; ``gaps``: collapses
+    that are gaps between log files)."""
     baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
@@ -96,6 +99,8 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             report["time_span"] = span.to_dict()
         if left_out:
             report["incidents_left_out"] = [_left_out_dict(tl, base, w) for w in left_out]
+        if gaps:
+            report["log_gaps"] = [g.to_dict() for g in gaps]
         if main is not None:
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
@@ -148,7 +153,8 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "excess_requests": round(c.excess) if known else None, "history": known,
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
-            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes)}
+            "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes),
+            "outage": r.outage.to_dict() if r.outage is not None else None}
 
 
 def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:

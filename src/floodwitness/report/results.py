@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from floodwitness.analysis.collapse import CollapsePolicy
 from floodwitness.analysis.history import HistoryPolicy
 from floodwitness.analysis.phases import suspects
 from floodwitness.analysis.windows import WindowPolicy
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.audience import Audience
+    from floodwitness.analysis.collapse import Outage
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
@@ -33,6 +35,7 @@ class AnalyzeOptions:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     detectors: DetectorPolicy = field(default_factory=DetectorPolicy)  # the detectors' thresholds
     history: HistoryPolicy = field(default_factory=HistoryPolicy)
+    collapse: CollapsePolicy = field(default_factory=CollapsePolicy)  # what makes a fall of traffic an outage
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
     #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
@@ -67,6 +70,8 @@ class IncidentResult:
     #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
     #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
     suspects: pa.Table | None = None
+    #: the collapse of traffic this incident ended in (an outage: the site stopped answering), if any
+    outage: Outage | None = None
 
     @property
     def has_history(self) -> bool:
@@ -77,7 +82,8 @@ class IncidentResult:
 
     @property
     def weight(self) -> float:
-        return self.composition.excess + 10 * float(self.phases.errors.sum())
+        missing = self.outage.missing if self.outage is not None else 0.0
+        return self.composition.excess + 10 * float(self.phases.errors.sum()) + missing
 
 
 def iso(value: datetime) -> str:

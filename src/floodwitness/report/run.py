@@ -45,6 +45,7 @@ from floodwitness.engine import memory_guard
 from floodwitness.enrich import Enricher
 from floodwitness.ingest.checks import no_requests_between
 from floodwitness.report.build import build_report
+from floodwitness.report.outages import Collapses, Linked, link, outage_incident, settle_collapses, with_verdict
 from floodwitness.report.results import AnalyzeOptions, IncidentResult
 from floodwitness.verdict import judge_incident, judge_without_history
 
@@ -149,7 +150,7 @@ FLAGGED_SHARE = 0.5
 
 def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History | None, prior: Prior | None,
             user_since: datetime | None, rules: tuple[Rule, ...]
-            ) -> tuple[History, Baseline, list[Window], list[RuleFlags] | None]:
+            ) -> tuple[History, Baseline, list[Window], list[RuleFlags] | None, Collapses]:
     """The history the period is compared with, its baseline and incident windows. Without a given range, the
     minutes outside the windows are the history, unless they are too few, or the period has no window and its
     traffic is mostly an attack tool's (logs of the attack alone, where the rolling level is the attack); then the
@@ -157,11 +158,12 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     without a window that has enough minutes of history (None otherwise: the report, or the judgment without
     history, scans them itself, once)."""
     base = baseline_and_flags(tl, options.policy, prior)
-    windows = find_windows(tl, base, options.policy)
+    base, windows, collapses = settle_collapses(tl, base, find_windows(tl, base, options.policy), options, prior)
     if given is not None:
-        return given, base, windows, None
-    quiet = baseline_minutes(tl, base, windows)
-    history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
+        return given, base, windows, None, collapses
+    apart = sorted(windows + collapses.windows(), key=lambda w: w.start_index)  # the collapses are no usual traffic
+    quiet = baseline_minutes(tl, base, apart)
+    history = auto_history(tl, outside_windows(tl, apart), None, options.history, minutes_to_ranges(tl, quiet))
     flags = None
     if not windows and history.sufficient:  # (too little history already: the rules' scan would be the verdict's)
         flags = flag_sources(data, rules, whole_period(tl))
@@ -176,11 +178,11 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     before = None if history.sufficient or user_since is None else \
         preceding_history(data, user_since, options.history, tl.has_request_time)
     if before is None:
-        return history, base, windows, flags
+        return history, base, windows, flags, collapses
     history, prior = before  # a slice cut from longer logs: the hours before it are its history
     base = baseline_and_flags(tl, options.policy, prior)
-    windows = find_windows(tl, base, options.policy)
-    return history, base, windows, None
+    base, windows, collapses = settle_collapses(tl, base, find_windows(tl, base, options.policy), options, prior)
+    return history, base, windows, None, collapses
 
 
 @memory_guard
@@ -206,27 +208,46 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     if history is not None and overlaps(tl, *history.ranges[0]):
         prior = None  # the given range lies in the analysed period: the rolling level there already holds it
     rules = load_rules(options.fingerprints)
-    history, base, windows, flags = _settle(data, options, tl, history, prior, user_since, rules)
+    history, base, windows, flags, collapses = _settle(data, options, tl, history, prior, user_since, rules)
     baseline_ranges = list(history.ranges)
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     left_out: list[Window] = []
+    gaps = []
     try:
-        shared = _Shared(baseline_clients(data, baseline_ranges) if windows and history.sufficient
-                         else _NOBODY, enricher, rules)
+        shared = _Shared(baseline_clients(data, baseline_ranges) if (windows or collapses.found) and
+                         history.sufficient else _NOBODY, enricher, rules)
         if not history.sufficient:
             stage("incident 1/1")
             results = _without_history(data, tl, base, shared, options.detectors) if tl.minutes else []
         else:
-            chosen, left_out = heaviest_windows(tl, base, windows, options.max_incidents)
-            results = []
-            for i, w in enumerate(chosen):
-                stage(f"incident {i + 1}/{len(chosen)}")
-                results.append(_incident(data, tl, base, w, i, baseline_ranges, options, shared))
-            if history.clients is None and windows:
+            linked = link(data, tl, windows, collapses, baseline_ranges, options)
+            results, left_out = _incidents(data, tl, base, linked, baseline_ranges, options, shared, stage)
+            gaps = linked.gaps
+            if history.clients is None and (windows or collapses.found):
                 history = replace(history, clients=shared.baseline_clients.num_rows)
     finally:
         if enricher is not None:
             enricher.close()
     stage("report")
     return build_report(data, options, tl, base, history, span, rules, shared.baseline_clients, results,
-                        flags, left_out)
+                        flags, left_out, gaps)
+
+
+def _incidents(data: Dataset, tl: Timeline, base: Baseline, linked: Linked,
+               baseline_ranges: list[tuple[datetime, datetime]], options: AnalyzeOptions, shared: _Shared,
+               stage: Callable[[str], None]) -> tuple[list[IncidentResult], list[Window]]:
+    """The heaviest windows analysed in depth (each with the outage it ended in, if any), then the outages no
+    window came before; and the windows left out."""
+    chosen, left_out = heaviest_windows(tl, base, linked.windows, options.max_incidents)
+    alone = list(linked.alone)
+    results = []
+    for i, w in enumerate(chosen):
+        stage(f"incident {i + 1}/{len(chosen) + len(alone)}")
+        result = _incident(data, tl, base, w, i, baseline_ranges, options, shared)
+        outage = linked.caused.get(id(w))
+        results.append(result if outage is None else with_verdict(result, outage))
+    alone += [o for w in left_out if (o := linked.caused.get(id(w))) is not None]  # its cause was not analysed
+    for o in alone:
+        stage(f"incident {len(results) + 1}/{len(chosen) + len(alone)}")
+        results.append(outage_incident(data, tl, base, o, len(results), baseline_ranges, shared.baseline_clients))
+    return results, left_out
