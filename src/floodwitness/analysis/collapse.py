@@ -417,6 +417,9 @@ def describe(data: Dataset, tl: Timeline, expected: np.ndarray, c: Collapse, win
     networks = audience_networks(data, (began, end), baseline, c.expected, policy)
     margin = timedelta(minutes=policy.step_minutes)
     boundaries = file_boundaries(data.manifest, began, end)
-    out = Outage(c, began, ended, recovered_at(tl, expected, c, policy) if ended else None, networks, before,
-                 retry, boundaries, query=minutes_query(data, (began - margin, end + margin)))
+    recovered = recovered_at(tl, expected, c, policy) if ended else None
+    if recovered is not None and ended is not None:
+        recovered = max(recovered, ended)
+    out = Outage(c, began, ended, recovered, networks, before, retry, boundaries,
+                 query=minutes_query(data, (began - margin, end + margin)))
     return replace(out, cause="log_gap") if is_log_gap(c, boundaries) else out

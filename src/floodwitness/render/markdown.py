@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.render.report_view import Item, ReportView, impact_line, incident_line, listed_sources
+from floodwitness.render.report_view import (
+    Item,
+    ReportView,
+    impact_line,
+    incident_line,
+    listed_sources,
+    outage_lines,
+)
 from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
@@ -130,6 +137,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"Incident {md_code(inc['id'])} from {md_code(inc['start'])} to {md_code(inc['end'])}: peak "
                 f"{_n(inc['peak_rps'])} requests/s at {md_code(inc['peak_second'])}; "
                 f"{md_text(incident_line(inc), line_start=False)}.", ""]
+    out += _outages(report)
     out += _hypotheses(view)
     sources = report.get("sources") or {}
     if sources.get("top"):
@@ -180,6 +188,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += [md_block(ev["query"], "sql"), ""]
     out += _inputs(view)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _outages(report: dict[str, Any]) -> list[str]:
+    """Each incident's outage, and the gaps between log files, in plain sentences."""
+    out = []
+    for inc in report["incidents"]:
+        if inc.get("outage"):
+            out += [f"## Outage ({md_text(inc['id'], line_start=False)}, {md_text(inc['kind'], line_start=False)})", ""]
+            out += [f"- {md_text(text, 1200, line_start=False)}" for text in outage_lines(inc["outage"])] + [""]
+    for gap in report.get("log_gaps") or []:
+        out += [f"Gap in the logs from {md_code(gap['began'])} to {md_code(gap['ended'])}: "
+                f"{md_text(gap['cause_note'], 1200, line_start=False)}", ""]
+    return out
 
 
 def _clients(report: dict[str, Any], title: str, key: str, what: str) -> list[str]:

@@ -16,6 +16,7 @@ from floodwitness.render.report_view import (
     impact_line,
     incident_line,
     listed_sources,
+    outage_lines,
     span_warning,
     store_note,
 )
@@ -103,6 +104,11 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
     for inc in report["incidents"]:
         _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
                        f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
+        for text in outage_lines(inc["outage"]) if inc.get("outage") else []:
+            _line(console, f"    {terminal_safe(text, 1000)}", "yellow")
+    for gap in report.get("log_gaps") or []:
+        note = terminal_safe(gap["cause_note"], 600)
+        _line(console, f"  gap in the logs from {gap['began']} to {gap['ended']}: {note}", "dim")
     if not report["incidents"]:
         _line(console, "  no incident window")
     left_out = report.get("incidents_left_out") or []
