@@ -48,8 +48,13 @@ class CollapsePolicy:
     #: ... for at least this many minutes in a row (gaps of ``merge_gap_minutes`` above it are bridged)
     min_minutes: int = 5
     merge_gap_minutes: int = 2
+    #: ... or this many when the log ends during the run (a site that falls to a trickle and stops: the data's
+    #: last minutes are all there is of it; the significance test still weighs how little that is)
+    min_minutes_at_end: int = 2
     #: the Poisson lower tail of the run's requests (counted in bursts) must be below this
     significance: float = 1e-6
+    #: ... and the site's own traffic went as quiet in at most this share of its other stretches of that length
+    max_quiet_share: float = 0.01
     #: a step, not a slope: the ``step_minutes`` before the run served at least ``step_share`` of their expected
     step_minutes: int = 10
     step_share: float = 0.5
@@ -100,15 +105,32 @@ def poisson_log10_lower_tail(k: float, mu: float) -> float:
     return -exponent / math.log(10)
 
 
-def burst_size(requests: np.ndarray, level: np.ndarray, usable: np.ndarray) -> float:
-    """Requests per independent arrival on the ``usable`` minutes: their robust variance around the ``level`` over
-    the level (1 for Poisson arrivals; a page with its assets, or a crawler's batch, makes it larger)."""
+def burst_size(requests: np.ndarray, level: np.ndarray, usable: np.ndarray, trim: float = 0.02) -> float:
+    """Requests per independent arrival on the ``usable`` minutes: the variance of their requests around the
+    ``level`` over the level (1 for Poisson arrivals; a page with its assets, or a crawler's batch, makes it larger),
+    without the ``trim`` share of minutes farthest from it (a lone spike is no burst size)."""
     if usable.sum() < 30:
         return max(1.0, float(np.median(requests)) if len(requests) else 1.0)
     residual = requests[usable] - level[usable]
-    mad = float(np.median(np.abs(residual - np.median(residual))))
+    kept = residual[np.abs(residual) <= np.quantile(np.abs(residual), 1 - trim)]
     mean = float(np.mean(level[usable]))
-    return max(1.0, (1.4826 * mad) ** 2 / max(mean, 1e-9))
+    return max(1.0, float(np.mean(kept ** 2)) / max(mean, 1e-9))
+
+
+def quiet_share(requests: np.ndarray, expected: np.ndarray, start: int, end: int, share: float) -> float:
+    """The share of the data's other stretches as long as ``[start, end)`` (not overlapping it) that served at most
+    ``share`` of their expected requests too: how often the site's own traffic goes this quiet."""
+    m = end - start
+    if len(requests) < 2 * m:
+        return 1.0
+    sums_r = np.convolve(requests, np.ones(m), mode="valid")
+    sums_e = np.convolve(expected, np.ones(m), mode="valid")
+    first = np.arange(len(sums_r))
+    other = (first + m <= start) | (first >= end)
+    if not other.any():
+        return 1.0
+    quiet = (sums_r <= share * sums_e) & other
+    return float(quiet.sum() / other.sum())
 
 
 def same_time_earlier(requests: np.ndarray, days: int, smooth: int = 15) -> np.ndarray:
@@ -151,7 +173,8 @@ def expected_level(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_wi
     for _ in range(3):
         expected = np.where(np.isfinite(daily), np.minimum(level, daily), level)
         new_low = (r <= policy.served_share * expected) & (expected > 0)
-        if not any(e - s >= policy.min_minutes for s, e in _runs(new_low, policy.merge_gap_minutes)):
+        shortest = min(policy.min_minutes, policy.min_minutes_at_end)
+        if not any(e - s >= shortest for s, e in _runs(new_low, policy.merge_gap_minutes)):
             return expected, np.zeros(len(r), dtype=bool)
         if np.array_equal(new_low, low):
             break
@@ -171,7 +194,8 @@ def find_collapses(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_wi
     size = burst_size(r, expected, ~base.flagged & ~low)
     found = []
     for start, end in _runs(low, policy.merge_gap_minutes):
-        if end - start < policy.min_minutes or start < 3 or (end - start) * 60 > GAP.total_seconds():
+        shortest = policy.min_minutes_at_end if end >= len(r) else policy.min_minutes
+        if end - start < shortest or start < 3 or (end - start) * 60 > GAP.total_seconds():
             continue  # too short; or the log starts with it (nothing before to compare); or a gap between periods
         before = slice(max(0, start - policy.step_minutes), start)
         usual = float(np.median(r[before] / np.maximum(expected[before], 1e-9)))
@@ -179,7 +203,8 @@ def find_collapses(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_wi
             continue  # a slope (the evening's decline), not a step
         served, wanted = float(r[start:end].sum()), float(expected[start:end].sum())
         log10_p = poisson_log10_lower_tail(served / size, wanted / size)
-        if log10_p > math.log10(policy.significance):
+        if log10_p > math.log10(policy.significance) or quiet_share(
+                r, expected, start, end, policy.served_share) > policy.max_quiet_share:
             continue
         found.append(Collapse(start, end, served, wanted, log10_p, size, daily))
     return found, expected
