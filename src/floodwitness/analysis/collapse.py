@@ -52,7 +52,7 @@ class CollapsePolicy:
     #: last minutes are all there is of it; the significance test still weighs how little that is)
     min_minutes_at_end: int = 2
     #: the Poisson lower tail of the run's requests (counted in bursts) must be below this
-    significance: float = 1e-6
+    significance: float = 1e-9
     #: ... and the site's own traffic went as quiet in at most this share of its other stretches of that length
     max_quiet_share: float = 0.01
     #: a step, not a slope: the ``step_minutes`` before the run served at least ``step_share`` of their expected
@@ -105,7 +105,15 @@ def poisson_log10_lower_tail(k: float, mu: float) -> float:
     return -exponent / math.log(10)
 
 
-def burst_size(requests: np.ndarray, level: np.ndarray, usable: np.ndarray, trim: float = 0.02) -> float:
+def poisson_log10_upper_tail(k: float, mu: float) -> float:
+    """log10 of the Chernoff bound on P(X >= k) for X ~ Poisson(mu): exp(-(k ln(k / mu) - k + mu)) for k > mu; 0
+    when k <= mu."""
+    if k <= mu:
+        return 0.0
+    return -(k * math.log(k / mu) - k + mu) / math.log(10)
+
+
+def burst_size(requests: np.ndarray, level: np.ndarray, usable: np.ndarray, trim: float = 0.005) -> float:
     """Requests per independent arrival on the ``usable`` minutes: the variance of their requests around the
     ``level`` over the level (1 for Poisson arrivals; a page with its assets, or a crawler's batch, makes it larger),
     without the ``trim`` share of minutes farthest from it (a lone spike is no burst size)."""
@@ -134,12 +142,15 @@ def quiet_share(requests: np.ndarray, expected: np.ndarray, start: int, end: int
 
 
 def same_time_earlier(requests: np.ndarray, days: int, smooth: int = 15) -> np.ndarray:
-    """For each minute, the median of the same time of day on up to ``days`` earlier days (a ``smooth``-minute
-    mean of each), NaN where the data holds no earlier day."""
+    """For each minute, the median of the same time of day on up to ``days`` earlier days (the lowest
+    ``smooth``-minute mean of each within ``smooth`` minutes of that time: a site that goes quiet at 23:00 every
+    night may do so a few minutes early), NaN where the data holds no earlier day."""
     n = len(requests)
     if n <= DAY:
         return np.full(n, np.nan)
     mean = np.convolve(requests, np.ones(smooth) / smooth, mode="same")
+    padded = np.pad(mean, smooth, mode="edge")
+    mean = np.lib.stride_tricks.sliding_window_view(padded, 2 * smooth + 1).min(axis=1)
     earlier = np.full((days, n), np.nan)
     for k in range(1, days + 1):
         if k * DAY < n:
@@ -161,37 +172,10 @@ def _runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def expected_level(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_width: int) -> tuple[np.ndarray,
-                                                                                                  np.ndarray]:
-    """The expected requests per minute without the collapsed minutes, and the collapsed minutes: the rolling
-    level recomputed until the collapsed minutes settle (none: the baseline's level as it is), held no higher than
-    the same time on earlier days."""
-    r = tl.requests
-    daily = same_time_earlier(r, policy.days_compared)
-    level = base.level
-    low = np.zeros(len(r), dtype=bool)
-    for _ in range(3):
-        expected = np.where(np.isfinite(daily), np.minimum(level, daily), level)
-        new_low = (r <= policy.served_share * expected) & (expected > 0)
-        shortest = min(policy.min_minutes, policy.min_minutes_at_end)
-        if not any(e - s >= shortest for s, e in _runs(new_low, policy.merge_gap_minutes)):
-            return expected, np.zeros(len(r), dtype=bool)
-        if np.array_equal(new_low, low):
-            break
-        low = new_low
-        level = rolling_median(r, ~base.flagged & ~low, half_width)
-    return np.where(np.isfinite(daily), np.minimum(level, daily), level), low
-
-
-def find_collapses(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_width: int = 120) -> tuple[
-        list[Collapse], np.ndarray]:
-    """The collapses of ``tl`` (see the module's docstring) and the expected level they were measured against."""
-    r = tl.requests
-    expected, low = expected_level(tl, base, policy, half_width)
-    if not low.any():
-        return [], expected
-    daily = bool(np.isfinite(same_time_earlier(r[: min(len(r), 2 * DAY)], 1)).any())
-    size = burst_size(r, expected, ~base.flagged & ~low)
+def _candidates(r: np.ndarray, expected: np.ndarray, daily: np.ndarray, size: float,
+                policy: CollapsePolicy) -> list[Collapse]:
+    """The runs of collapsed minutes against ``expected`` that pass every test of the module's docstring."""
+    low = (r <= policy.served_share * expected) & (expected > 0)
     found = []
     for start, end in _runs(low, policy.merge_gap_minutes):
         shortest = policy.min_minutes_at_end if end >= len(r) else policy.min_minutes
@@ -199,14 +183,57 @@ def find_collapses(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_wi
             continue  # too short; or the log starts with it (nothing before to compare); or a gap between periods
         before = slice(max(0, start - policy.step_minutes), start)
         usual = float(np.median(r[before] / np.maximum(expected[before], 1e-9)))
-        if usual < policy.step_share:
-            continue  # a slope (the evening's decline), not a step
         served, wanted = float(r[start:end].sum()), float(expected[start:end].sum())
+        # the minutes before must have served their usual share, and clearly more than the run's rate would give
+        # them (a lull in a trickle of requests is no step)
+        rate = max(served, 1.0) / (end - start)
+        step = poisson_log10_upper_tail(float(r[before].sum()) / size, rate * (before.stop - before.start) / size)
+        if usual < policy.step_share or step > math.log10(policy.significance):
+            continue  # a slope (the evening's decline), or noise, not a step
         log10_p = poisson_log10_lower_tail(served / size, wanted / size)
         if log10_p > math.log10(policy.significance) or quiet_share(
                 r, expected, start, end, policy.served_share) > policy.max_quiet_share:
             continue
-        found.append(Collapse(start, end, served, wanted, log10_p, size, daily))
+        found.append(Collapse(start, end, served, wanted, log10_p, size, bool(np.isfinite(daily[start]))))
+    return found
+
+
+def find_collapses(tl: Timeline, base: Baseline, policy: CollapsePolicy, half_width: int = 120) -> tuple[
+        list[Collapse], np.ndarray]:
+    """The collapses of ``tl`` (see the module's docstring) and the expected level they were measured against: the
+    baseline's rolling level, held no higher than the same time on earlier days; once collapses are found, the
+    rolling level again without their minutes (a long outage must not drag its own expectation down), until they
+    settle. Only significant runs are left out of it: leaving out every low minute would lift the level of a night's
+    trough above the night itself."""
+    r = tl.requests
+    daily = same_time_earlier(r, policy.days_compared)
+
+    def held(level: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(daily), np.minimum(level, daily), level)
+
+    # The centered level follows a step down within half its width (the median flips), so the level of the
+    # minutes before each one is the expectation too: a collapse longer than that is still a step from it.
+    quarter = max(half_width // 2, 1)
+    trailing = np.r_[np.full(quarter, np.nan), rolling_median(r, ~base.flagged, quarter)[:-quarter]][:len(r)]
+    expected = held(np.fmax(base.level, trailing))
+    low = (r <= policy.served_share * expected) & (expected > 0)
+    if not low.any():
+        return [], expected
+    size = burst_size(r, expected, ~base.flagged)  # (the low minutes too: without them the spread is cut short)
+    found = _candidates(r, expected, daily, size, policy)
+    for _ in range(3):
+        if not found:
+            break
+        down = np.zeros(len(r), dtype=bool)
+        near = np.zeros(len(r), dtype=bool)  # the minutes whose rolling level the collapses' minutes enter
+        for c in found:
+            down[c.start_index:c.end_index] = True
+            near[max(0, c.start_index - half_width):c.end_index + half_width] = True
+        expected = held(np.where(near, rolling_median(r, ~base.flagged & ~down, half_width), base.level))
+        again = _candidates(r, expected, daily, size, policy)
+        if [(c.start_index, c.end_index) for c in again] == [(c.start_index, c.end_index) for c in found]:
+            return again, expected
+        found = again
     return found, expected
 
 

@@ -123,6 +123,7 @@ def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
             "until": _iso(options.until) if options.until else None,
             "baseline": [_iso(x) for x in options.baseline] if options.baseline else "auto",
             "window_policy": asdict(options.policy), "blocklist_policy": asdict(options.blocklist_policy),
+            "collapse_policy": asdict(options.collapse),
             "store": str(data.store), "store_is_temporary": data.temporary,
             "geoip": options.geoip, "asn": options.asn, "enrich": options.enrich,
             "fingerprints": list(options.fingerprints)}
