@@ -274,12 +274,13 @@ class Networks:
     dropped: int
     still_served: tuple[dict[str, Any], ...] = ()
     level: str = "/16"
+    share: float = 0.9  # the share of them that must drop for all to have dropped at once
 
     @property
     def all_at_once(self) -> bool | None:
         if self.total < 2:
             return None
-        return self.dropped >= math.ceil(0.9 * self.total)
+        return self.dropped >= math.ceil(self.share * self.total)
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "total": self.total, "dropped": self.dropped, "all_at_once": self.all_at_once,
@@ -411,7 +412,7 @@ def audience_networks(data: Dataset, times: tuple[datetime, datetime], baseline:
     served = served[np.argsort(-now_n[served], kind="stable")][:5]
     still = tuple({"network": nets[i], "requests": int(now_n[i]), "expected": round(float(wanted[i]))}
                   for i in served.tolist())
-    return Networks(int(counted.sum()), int(dropped.sum()), still)
+    return Networks(int(counted.sum()), int(dropped.sum()), still, share=policy.all_at_once_share)
 
 
 def _stretch(tl: Timeline, expected: np.ndarray, a: int, b: int) -> dict[str, Any]:
