@@ -156,7 +156,7 @@ def _plan_outage_flood(w: World) -> Plan:
     flood = inc.place(w, rng, (4.0, 8.0))
     down = outage.place_down(rng, flood.end, (10.0, 30.0), w.duration)
     rate = float(rng.uniform(3.0, 5.0)) * w.capacity
-    rows = inc.mirai(w, rng, inc.Window(flood.start, flood.end + 120.0), rate)  # it goes on, unlogged
+    rows = inc.mirai(w, rng, flood, rate)  # (it may go on: nothing of it reaches the log once the site is down)
     return Plan(rows=[rows], incidents=[("attack", flood, [("attack", flood), ("outage", inc.Window(
         down.start, down.end))], "lines")], params=_down_params(down, w) | {"attack_rps": rate}, down=down)
 
