@@ -15,6 +15,8 @@ from floodwitness.analysis.collapse import poisson_log10_lower_tail
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.render.markdown import render_markdown
 from floodwitness.report import AnalyzeOptions, analyze
+from floodwitness.report.contract import OUTAGE_FIELDS
+from floodwitness.verdict import KINDS
 from floodwitness.simulate import simulate
 from tests.conftest import REALDATA
 
@@ -80,6 +82,7 @@ def test_simulated_outages(tmp_path: Path, kind: str, verdict: str, cause: str, 
     assert report["verdict"]["kind"] == verdict
     main = report["incidents"][0]
     outage = main["outage"]
+    assert tuple(outage) == OUTAGE_FIELDS and "outage" in KINDS
     down = next(p for p in truth.incidents[0].phases if p[0] == "outage")
     assert abs((_t(outage["began"]) - down[1]).total_seconds()) <= 60
     assert abs((_t(outage["ended"]) - down[2]).total_seconds()) <= 120
@@ -137,7 +140,7 @@ def test_a_gap_between_two_files_is_named_not_an_outage(tmp_path: Path) -> None:
     report = _analyze([first, second])
     assert report["verdict"]["kind"] == "no_incident"
     gaps = report["log_gaps"]
-    assert len(gaps) == 1 and gaps[0]["cause"] == "log_gap" and gaps[0]["served"] == 0
+    assert len(gaps) == 1 and tuple(gaps[0]) == OUTAGE_FIELDS and gaps[0]["cause"] == "log_gap" and gaps[0]["served"] == 0
     edges = {(b["file"].rsplit("/", 1)[-1], b["edge"]) for b in gaps[0]["file_boundaries"]}
     assert edges == {("access.log.1", "ends"), ("access.log", "begins")}
     assert "between two log files" in gaps[0]["cause_note"]
