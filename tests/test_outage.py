@@ -16,8 +16,8 @@ from floodwitness.analysis.dataset import open_dataset
 from floodwitness.render.markdown import render_markdown
 from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.report.contract import OUTAGE_FIELDS
-from floodwitness.verdict import KINDS
 from floodwitness.simulate import simulate
+from floodwitness.verdict import KINDS
 from tests.conftest import REALDATA
 
 if TYPE_CHECKING:
