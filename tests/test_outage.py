@@ -4,16 +4,20 @@ quiet night, a gap between log files and a quiet site's ordinary lulls."""
 
 from __future__ import annotations
 
+import io
 import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from floodwitness.analysis.collapse import poisson_log10_lower_tail
 from floodwitness.analysis.dataset import open_dataset
+from floodwitness.render.html import render_html
 from floodwitness.render.markdown import render_markdown
+from floodwitness.render.terminal import print_report
 from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.report.contract import OUTAGE_FIELDS
 from floodwitness.simulate import simulate
@@ -95,6 +99,13 @@ def test_simulated_outages(tmp_path: Path, kind: str, verdict: str, cause: str, 
         assert main["kind"] == "outage" and len(report["incidents"]) == 1
         assert "network-level (L3/L4) flood" in outage["cause_note"]
         assert "Flow records" in render_markdown(report)
+        out = io.StringIO()
+        print_report(Console(file=out, width=100, color_system=None), report)
+        terminal = " ".join(out.getvalue().split())
+        assert "Verdict: OUTAGE" in terminal and "network-level (L3/L4) flood" in terminal
+        assert f"traffic collapsed from {outage['began']}" in terminal
+        page = render_html(report)
+        assert "Outage (I1, outage)" in page and "tell them apart" in page
         finding = report["findings"][0]
         assert finding["kind"] == "traffic_collapse" and finding["evidence"][0]["query"] == outage["query"]
         if float(truth.params["retry_share"]) >= 0.1:  # clients coming back at once: the retry surge, no incident
