@@ -93,7 +93,7 @@ def test_simulated_outages(tmp_path: Path, kind: str, verdict: str, cause: str, 
     assert outage["cause"] == cause and outage["before"]["what"] == before
     assert outage["served"] < 0.05 * outage["expected"] and outage["depth"] > 0.95
     assert outage["networks"]["all_at_once"] is True and outage["networks"]["dropped"] == outage["networks"]["total"]
-    assert outage["log_ends"] is False and outage["file_boundaries"] == []
+    assert outage["log_ends"] is False and outage["file_boundaries"] == [] and outage["clock_jump"] is None
     assert "read_parquet" in outage["query"]
     if kind == "outage":  # the only incident: the cause lies outside what the access log records
         assert main["kind"] == "outage" and len(report["incidents"]) == 1
@@ -158,7 +158,9 @@ def test_a_gap_between_two_files_is_named_not_an_outage(tmp_path: Path) -> None:
     assert abs((_t(gaps[0]["began"]) - (START + timedelta(minutes=180))).total_seconds()) <= 60
 
 
-def test_the_same_gap_inside_one_file_is_an_outage(tmp_path: Path) -> None:
+def test_the_same_gap_inside_one_file_is_an_outage_or_a_clock_jump(tmp_path: Path) -> None:
+    """Half an hour with no line, in one file, with the usual traffic up to it and from it: an outage, or a clock
+    that jumped forward; the report says both, citing the two consecutive lines."""
     log = tmp_path / "access.log"
     _site(log, range(400), lambda m: 0.0 if 180 <= m < 210 else 60.0, seed=3)
     report = _analyze([log])
@@ -167,6 +169,12 @@ def test_the_same_gap_inside_one_file_is_an_outage(tmp_path: Path) -> None:
     assert abs((_t(outage["began"]) - (START + timedelta(minutes=180))).total_seconds()) <= 60
     assert abs((_t(outage["ended"]) - (START + timedelta(minutes=210))).total_seconds()) <= 60
     assert outage["served"] == 0 and outage["file_boundaries"] == [] and "log_gaps" not in report
+    clock = outage["clock_jump"]
+    lines = log.read_text().splitlines()
+    assert clock["line_after"] == clock["line_before"] + 1 and clock["file"].endswith("access.log")
+    assert "[02/Nov/2026:02:59:" in lines[clock["line_before"] - 1] and "[02/Nov/2026:03:30:" in lines[
+        clock["line_after"] - 1]
+    assert "A clock that jumped forward would look the same" in outage["cause_note"]
 
 
 def test_a_log_that_ends_as_traffic_collapses(tmp_path: Path) -> None:

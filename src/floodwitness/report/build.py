@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.audience import Audience
-    from floodwitness.analysis.collapse import Outage
     from floodwitness.analysis.dataset import Dataset
     from floodwitness.analysis.history import History
+    from floodwitness.analysis.outage import Outage
     from floodwitness.analysis.span import Span
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.analysis.windows import Baseline, Window

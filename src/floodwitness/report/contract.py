@@ -17,7 +17,7 @@ REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "tim
 #: ``log_gaps`` (present only when a collapse falls exactly between two input files): added for outages (#20)
 OUTAGE_FIELDS = ("began", "ended", "minutes", "served", "expected", "depth", "significance_log10", "burst_size",
                  "same_time_earlier_days", "networks", "before", "recovery", "log_ends", "file_boundaries", "cause",
-                 "cause_kind", "cause_note", "query")
+                 "cause_kind", "cause_note", "query", "clock_jump")
 _WRITE_IT = "Give the file written by `floodwitness analyze LOGS --json FILE`."
 
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from floodwitness.analysis.collapse import Collapse, Outage, describe, find_collapses, linked_windows
+from floodwitness.analysis.collapse import Collapse, find_collapses
 from floodwitness.analysis.composition import compose
+from floodwitness.analysis.outage import Outage, describe, linked_windows
 from floodwitness.analysis.phases import Phases
 from floodwitness.analysis.windows import Baseline, Window, baseline_and_flags, find_windows
 from floodwitness.detectors.base import Evidence, Finding

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.audience import Audience
-    from floodwitness.analysis.collapse import Outage
     from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.outage import Outage
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
     from floodwitness.detectors import Finding
