@@ -250,8 +250,8 @@ def describe(data: Dataset, tl: Timeline, expected: np.ndarray, c: Collapse, win
     before_i, after_i, _inside = linked_windows(c, windows, policy)
     if before_i is not None:
         w = windows[before_i]
-        before = {"what": "surge" if w.volume_minutes else "server_errors"} | _stretch(tl, expected, w.start_index,
-                                                                                     w.end_index)
+        before = {"what": "surge" if w.volume_minutes else "server_errors"} | _stretch(
+            tl, expected, w.start_index, min(w.end_index, c.start_index))  # (up to the collapse: not its minutes)
     else:
         before = {"what": "nothing"} | _stretch(tl, expected, c.start_index - policy.step_minutes, c.start_index)
     retry = None
