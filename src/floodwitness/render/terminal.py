@@ -102,8 +102,11 @@ def _why(console: Console, report: dict[str, Any]) -> None:
 def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
-        _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
-                       f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
+        if inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
+            _line(console, f"  {inc['id']} outage: {inc['start']} -> {inc['end']}")
+        else:
+            _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "
+                           f"req/s at {inc['peak_second'][11:19]}; {incident_line(inc)}")
         for text in outage_lines(inc["outage"]) if inc.get("outage") else []:
             _line(console, f"    {terminal_safe(text, 1000)}", "yellow")
     for gap in report.get("log_gaps") or []:

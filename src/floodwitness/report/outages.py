@@ -108,7 +108,7 @@ def collapse_finding(index: int, o: Outage) -> Finding:
     c = o.collapse
     served = f"{int(c.served):,} requests were served in {c.minutes:,} minutes where {round(c.expected):,} were " \
              f"expected ({1 - c.served / max(c.expected, 1e-9):.1%} fewer)"
-    claim = f"from {o.began:%Y-%m-%d %H:%M} UTC {served}"
+    claim = f"from {o.began:%Y-%m-%d %H:%M:%S} UTC, {served}"
     if o.log_ends:
         claim += "; the log ends during the fall"
     n = o.networks
