@@ -65,3 +65,20 @@ def test_errors_at_an_attacks_edge_are_the_attacks_own() -> None:
     _, failure = attack_and_failure(requests, errors, suspect, np.array([17000.0, 0.0, 0.0]), level, expected,
                                     0.0003, WindowPolicy())
     assert failure.tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize(("burst", "window"), [(546, True), (150, False)])
+def test_a_lone_minute_is_an_incident_only_when_it_is_a_burst(burst: int, window: bool) -> None:
+    """One minute far above a quiet site's level (honeynet-2004's 546 "GET /" from one address on 9 Oct 2004) is
+    an incident window; a lone busy minute (150 requests where 2 are usual: flagged, but a crawler's blip) is not,
+    as two flagged minutes are needed."""
+    rng = np.random.default_rng(3)
+    requests = rng.poisson(2, MINUTES).astype(float)
+    requests[100] = burst
+    zeros, nan = np.zeros(MINUTES), np.full(MINUTES, np.nan)
+    tl = Timeline(datetime(2026, 1, 1), requests, np.minimum(requests, 3), zeros, zeros, zeros, requests * 900, nan,
+                  nan, has_request_time=False)
+    policy = WindowPolicy()
+    base = baseline_and_flags(tl, policy)
+    assert bool(base.volume[100])
+    assert [(w.start_index, w.end_index) for w in find_windows(tl, base, policy)] == ([(100, 101)] if window else [])

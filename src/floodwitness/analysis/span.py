@@ -1,18 +1,18 @@
-"""The span an analysis covers when the user names none: the logs' main period, without stray timestamps.
+"""The span an analysis covers when the user names none, and the periods it holds.
 
-The timeline is one value per minute from the first request to the last, so a single line years off (a
-device whose clock reset to 1970, a host stamping 2038, a fixture appended to a log) would make it millions
-of minutes long: a report of tens of megabytes, charts of nothing. More than :data:`GAP` without a request
-separates periods. When the busiest period holds all but at most :data:`STRAY_SHARE` of the requests (or
-:data:`STRAY_REQUESTS`), the analysis covers that period and the report names what it left out (how many
-requests, in which periods, the first lines with file and line number); ``--since``/``--until`` choose
-another span. Periods that each hold more than that are all analysed, unless together they span more than
-:data:`MAX_SPAN`: then the user is asked to choose one.
+More than :data:`GAP` without a request separates periods. A few lines years away (a device whose clock reset
+to 1970, a host stamping 2038, a fixture appended to a log) are clock errors, not a period of the site's
+traffic: the smallest periods, while together they hold at most :data:`STRAY_SHARE` of the requests (or
+:data:`STRAY_REQUESTS`), are strays; the analysis covers the periods from the first to the last that is not
+one, and the report names what it left out (how many requests, in which periods, the first lines with file and
+line number); ``--since``/``--until`` choose another span. The periods it covers, however far apart (a honeypot
+up for a few weeks at a time over six months, a year of logs), are analysed in one run, each against its own
+baseline (:func:`split_periods` marks them on the timeline); the gaps between them are no traffic to judge.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +20,17 @@ import ibis
 import numpy as np
 
 from floodwitness.analysis.timeline import MINUTE, bucket_time
-from floodwitness.errors import UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.timeline import Timeline
 
 GAP = timedelta(days=7)
 STRAY_SHARE = 0.01
 #: ... or at most this many requests (a small log's few stray lines)
 STRAY_REQUESTS = 10
-MAX_SPAN = timedelta(days=92)
 SAMPLES = 5
 
 
@@ -40,9 +39,11 @@ class Period:
     start: datetime  #: the minute of its first request (naive UTC)
     end: datetime  #: the end of the minute of its last request
     requests: int
+    analysed: bool = True  #: False: stray timestamps, left out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": _iso(self.start), "end": _iso(self.end), "requests": self.requests}
+        return {"start": _iso(self.start), "end": _iso(self.end), "requests": self.requests,
+                "analysed": self.analysed}
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,10 @@ class Span:
                 "until": _iso(self.until) if self.until else None,
                 "periods": [p.to_dict() for p in self.periods], "requests_outside": self.outside,
                 "samples_outside": list(self.samples),
-                "rule": f"more than {GAP.days} days without a request separate periods; the busiest period is "
-                        f"analysed alone when the others hold at most {STRAY_SHARE:.0%} of the requests (or "
-                        f"{STRAY_REQUESTS})"}
+                "rule": f"more than {GAP.days} days without a request separate periods; the smallest periods are left "
+                        f"out as stray timestamps while together they hold at most {STRAY_SHARE:.0%} of the "
+                        f"requests (or "
+                        f"{STRAY_REQUESTS}); every other period is analysed, each against its own baseline"}
 
 
 def _iso(value: datetime) -> str:
@@ -80,25 +82,40 @@ def auto_span(data: Dataset, minutes: pa.Table) -> Span:
     cuts = np.flatnonzero(np.diff(keys) > GAP.total_seconds() // MINUTE) + 1
     if not len(cuts):
         return Span()
-    periods = tuple(Period(bucket_time(int(keys[a]), MINUTE), bucket_time(int(keys[b - 1]) + 1, MINUTE),
-                           int(counts[a:b].sum()))
-                    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(keys)], strict=True))
-    total = sum(p.requests for p in periods)
-    main = max(periods, key=lambda p: (p.requests, p.start))
-    if total - main.requests > max(STRAY_SHARE * total, STRAY_REQUESTS):
-        if periods[-1].end - periods[0].start > MAX_SPAN:
-            listed = "; ".join(f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M}: {p.requests:,} requests"
-                               for p in sorted(periods, key=lambda p: -p.requests)[:5])
-            raise UsageError(
-                f"the logs hold {len(periods)} periods more than {GAP.days} days apart, over "
-                f"{(periods[-1].end - periods[0].start).days:,} days: too long for one timeline ({listed})",
-                hint="Analyse one period at a time with --since and --until.")
+    found = [Period(bucket_time(int(keys[a]), MINUTE), bucket_time(int(keys[b - 1]) + 1, MINUTE),
+                    int(counts[a:b].sum()))
+             for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(keys)], strict=True)]
+    total = sum(p.requests for p in found)
+    stray: set[int] = set()
+    held = 0
+    for i in sorted(range(len(found)), key=lambda i: (found[i].requests, i)):  # the smallest first
+        if len(stray) == len(found) - 1 or held + found[i].requests > max(STRAY_SHARE * total, STRAY_REQUESTS):
+            break
+        stray.add(i)
+        held += found[i].requests
+    kept = [i for i in range(len(found)) if i not in stray]
+    first, last = kept[0], kept[-1]  # the periods between two kept ones are analysed too, however small
+    periods = tuple(p if first <= i <= last else replace(p, analysed=False) for i, p in enumerate(found))
+    if first == 0 and last == len(found) - 1:
         return Span(periods=periods)
+    since, until = found[first].start, found[last].end
     t = data.requests
-    outside = t.filter((t.ts < ibis.literal(main.start, type="timestamp('UTC')"))
-                       | (t.ts >= ibis.literal(main.end, type="timestamp('UTC')")))
+    outside = t.filter((t.ts < ibis.literal(since, type="timestamp('UTC')"))
+                       | (t.ts >= ibis.literal(until, type="timestamp('UTC')")))
     rows = data.engine.ibis.to_pyarrow(
         outside.select("file_id", "line", "ts").order_by(["file_id", "line"]).limit(SAMPLES)).to_pylist()
     samples = tuple({"file": data.path_of(r["file_id"]), "line": r["line"],
                      "ts": _iso(r["ts"].replace(tzinfo=None))} for r in rows)
-    return Span(main.start, main.end, periods, total - main.requests, samples)
+    outside_requests = sum(p.requests for p in periods if not p.analysed)
+    return Span(since, until, periods, outside_requests, samples)
+
+
+def split_periods(tl: Timeline) -> tuple[tuple[int, int], ...]:
+    """The periods of ``tl`` (more than :data:`GAP` without a request between two), as ``(first, end)`` minute
+    indexes for :attr:`Timeline.periods`; empty when the timeline is one period."""
+    active = np.flatnonzero(tl.requests > 0)
+    cuts = np.flatnonzero(np.diff(active) > GAP.total_seconds() // MINUTE) + 1
+    if not len(cuts):
+        return ()
+    return tuple((int(active[a]), int(active[b - 1]) + 1)
+                 for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(active)], strict=True))

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import ibis
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from floodwitness.analysis.dataset import Dataset
 
 MINUTE = 60
@@ -37,10 +37,35 @@ class Timeline:
     #: The series whose column no request of the timeline logged (``bytes`` of a log without a size,
     #: ``status_4xx``...): zeros in the arrays, so the analysis can add them up; unknown, not zero, in a report.
     not_logged: frozenset[str] = frozenset()
+    #: The periods of a timeline that holds several weeks apart (:func:`~floodwitness.analysis.span.split_periods`):
+    #: ``(first, end)`` minute indexes, end excluded; the minutes between two periods are a gap in the logs (no
+    #: request for more than ``span.GAP``), not a fall in traffic. Empty: the whole timeline is one period.
+    periods: tuple[tuple[int, int], ...] = ()
 
     @property
     def minutes(self) -> int:
         return len(self.requests)
+
+    @property
+    def period_bounds(self) -> tuple[tuple[int, int], ...]:
+        """The ``(first, end)`` minute indexes of each period (the whole timeline when it is one)."""
+        return self.periods or ((0, self.minutes),)
+
+    def in_periods(self) -> np.ndarray:
+        """Per minute, whether it lies in a period (False in the gaps between periods)."""
+        mask = np.zeros(self.minutes, dtype=bool)
+        for first, end in self.period_bounds:
+            mask[first:end] = True
+        return mask
+
+    def part(self, first: int, end: int) -> Timeline:
+        """The minutes ``first`` to ``end`` (excluded) as a timeline of their own (one period)."""
+        if first == 0 and end == self.minutes and not self.periods:
+            return self
+        cut = slice(first, end)
+        return Timeline(self.minute_at(first), self.requests[cut], self.clients[cut], self.status_4xx[cut],
+                        self.status_5xx[cut], self.shed_503[cut], self.bytes[cut], self.p50_time[cut],
+                        self.p95_time[cut], self.has_request_time, self.not_logged)
 
     def minute_at(self, index: int) -> datetime:
         return self.start + timedelta(minutes=int(index))
@@ -74,9 +99,31 @@ def bucket_time(bucket: int, step: int) -> datetime:
     return EPOCH + timedelta(seconds=bucket * step)
 
 
+#: a longer span's minute table is aggregated a week at a time: the engine keeps a distinct-count sketch per minute
+#: while it groups (~1.5 KB each: a year at once held 360 MB), so four weeks bound it whatever the span
+CHUNK = timedelta(days=28)
+
+
 def minute_table(data: Dataset, since: datetime | None = None, until: datetime | None = None) -> pa.Table:
     """The timeline's aggregates for each minute with requests (``minute``: ``Engine.time_bucket`` key),
-    in time order: one scan; :func:`timeline_of` puts them on a continuous axis."""
+    in time order: one scan (one per :data:`CHUNK` of a longer span, after one for its first and last request);
+    :func:`timeline_of` puts them on a continuous axis."""
+    firsts = [datetime.fromisoformat(i.first_ts) for i in data.manifest.inputs if i.first_ts]
+    lasts = [datetime.fromisoformat(i.last_ts) for i in data.manifest.inputs if i.last_ts]
+    if firsts and lasts and max(lasts) - min(firsts) <= CHUNK:
+        return _minute_table(data, since, until)  # (the logs' own span, from the ingest: no scan to know it)
+    t = _window(data.requests, since, until)
+    row = data.engine.ibis.to_pyarrow(t.aggregate(first=t.ts.min(), last=t.ts.max())).to_pylist()[0]
+    if row["first"] is None or row["last"] - row["first"] <= CHUNK:
+        return _minute_table(data, since, until)
+    first = row["first"].replace(tzinfo=None, second=0, microsecond=0)
+    last = row["last"].replace(tzinfo=None) + timedelta(minutes=1)
+    edges = [first + CHUNK * k for k in range(int((last - first) / CHUNK) + 1)] + [last]
+    return pa.concat_tables([_minute_table(data, a, b) for a, b in pairwise(edges) if a < b],
+                            promote_options="default")
+
+
+def _minute_table(data: Dataset, since: datetime | None, until: datetime | None) -> pa.Table:
     t = _window(data.requests, since, until)
     minute = data.engine.time_bucket(t.ts, MINUTE).name("minute")
     shed = (t.status == 503) & t.upstream_time.isnull() & t.upstream_addr.isnull()

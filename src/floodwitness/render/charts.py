@@ -11,6 +11,7 @@ from typing import Any
 
 INCIDENT_COLOR = "#e4572e"
 BASELINE_COLOR = "#6c757d"
+GAP_COLOR = "#d9dde3"
 
 #: The timeline's panels: title, series (field names of the rows the script builds), colours, y format.
 PANELS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
@@ -33,10 +34,13 @@ def _x(zoomed: bool) -> dict[str, Any]:
     return {"field": "t", "type": "temporal", "title": None, "scale": scale, "axis": _TIME_AXIS}
 
 
-def _bands(zoomed: bool, *, labels: bool) -> list[dict[str, Any]]:
+def _bands(zoomed: bool, *, labels: bool, gaps: bool = False) -> list[dict[str, Any]]:
     x = _x(zoomed)
     x_start, x_end = dict(x, field="start"), {"field": "end"}
-    layers: list[dict[str, Any]] = [
+    layers: list[dict[str, Any]] = [] if not gaps else [
+        {"data": {"name": "gaps"}, "mark": {"type": "rect", "color": GAP_COLOR, "opacity": 0.35, "clip": True},
+         "encoding": {"x": x_start, "x2": x_end, "tooltip": [{"field": "label", "title": "gap between periods"}]}}]
+    layers += [
         {"data": {"name": "baseline"}, "mark": {"type": "rect", "color": BASELINE_COLOR, "opacity": 0.08,
                                                  "clip": True},
          "encoding": {"x": x_start, "x2": x_end}},
@@ -53,7 +57,8 @@ def _bands(zoomed: bool, *, labels: bool) -> list[dict[str, Any]]:
     return layers
 
 
-def _panel(title: str, series: tuple[str, ...], colors: tuple[str, ...], fmt: str, *, first: bool) -> dict[str, Any]:
+def _panel(title: str, series: tuple[str, ...], colors: tuple[str, ...], fmt: str, *, first: bool,
+           gaps: bool = False) -> dict[str, Any]:
     x = _x(zoomed=True)
     y = {"field": "value", "type": "quantitative", "title": None, "axis": {"format": fmt, "tickCount": 4}}
     color = {"field": "series", "type": "nominal", "title": None,
@@ -75,19 +80,20 @@ def _panel(title: str, series: tuple[str, ...], colors: tuple[str, ...], fmt: st
         ],
     }
     return {"title": {"text": title, "anchor": "start", "fontSize": 13}, "height": 130,
-            "data": {"name": "timeline"}, "layer": [*_bands(zoomed=True, labels=first), lines],
+            "data": {"name": "timeline"}, "layer": [*_bands(zoomed=True, labels=first, gaps=gaps), lines],
             "resolve": {"scale": {"color": "independent"}}}
 
 
-def timeline_spec(schema: str, *, latency: bool) -> dict[str, Any]:
-    """Stacked panels sharing one time axis, zoomed by dragging over the overview strip at the bottom."""
-    panels = [_panel(*p, first=i == 0) for i, p in enumerate(PANELS) if latency or p[1][0] != "p50"]
+def timeline_spec(schema: str, *, latency: bool, gaps: bool = False) -> dict[str, Any]:
+    """Stacked panels sharing one time axis, zoomed by dragging over the overview strip at the bottom; with
+    ``gaps``, the gaps between a long timeline's periods shaded (the ``gaps`` data set)."""
+    panels = [_panel(*p, first=i == 0, gaps=gaps) for i, p in enumerate(PANELS) if latency or p[1][0] != "p50"]
     overview = {
         "title": {"text": "Drag here to zoom; double-click to reset", "anchor": "start", "fontSize": 11,
                   "fontWeight": "normal", "color": "#555"},
         "height": 45, "data": {"name": "timeline"},
         "layer": [
-            *_bands(zoomed=False, labels=False),
+            *_bands(zoomed=False, labels=False, gaps=gaps),
             {"mark": {"type": "area", "color": "#1f5fa8", "opacity": 0.5, "interpolate": "step-after"},
              "params": [{"name": "brush", "select": {"type": "interval", "encodings": ["x"]}}],
              "encoding": {"x": _x(zoomed=False),

@@ -15,6 +15,7 @@ import json
 import re
 from datetime import datetime
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 import jinja2
@@ -68,14 +69,20 @@ def _chart_data(report: dict[str, Any]) -> dict[str, Any]:
              "seen": "known network" if n["known"] else "new network"}
             for n in (report.get("sources") or {}).get("networks", [])]
     latency = any(x is not None for x in tl.get("p95_request_time", []))
+    periods = tl.get("periods") or []  # a long timeline's periods: the gaps between them hold no request
+    gaps = [{"start": _ms(a["end"]), "end": _ms(b["start"]), "label": f"no request from {a['end']} to {b['start']}"}
+            for a, b in pairwise(periods)]
     schema = vega_bundle().schema
     return {
         "timeline": {key: tl.get(key, []) for key in ("requests", "baseline_requests", "clients", "new_clients",
                                                        "status_4xx", "status_5xx", "p50_request_time",
                                                        "p95_request_time")}
-        | {"start": _ms(tl.get("start")), "step_ms": int(tl.get("step_seconds", 60)) * 1000},
-        "incidents": incidents, "baseline": baseline, "networks": nets,
-        "specs": {"timeline": timeline_spec(schema, latency=latency), "networks": networks_spec(schema)},
+        | {"start": _ms(tl.get("start")), "step_ms": int(tl.get("step_seconds", 60)) * 1000,
+           "segments": [{"start": _ms(s["start"]), "step_ms": int(s["step_seconds"]) * 1000, "points": s["points"]}
+                        for s in tl.get("segments") or []]},
+        "incidents": incidents, "baseline": baseline, "networks": nets, "gaps": gaps,
+        "specs": {"timeline": timeline_spec(schema, latency=latency, gaps=bool(gaps)),
+                  "networks": networks_spec(schema)},
     }
 
 

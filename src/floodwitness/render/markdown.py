@@ -18,6 +18,7 @@ from floodwitness.render.report_view import (
     Item,
     ReportView,
     impact_line,
+    incident_label,
     incident_line,
     listed_sources,
     outage_lines,
@@ -128,7 +129,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The report as GitHub-flavoured Markdown."""
     view = ReportView(report)
     v = report["verdict"]
+    head, tail = view.headline
     out = ["# floodwitness incident report", "",
+           f"Verdict: **{md_text(head, line_start=False)}** ({v['confidence']:.0%} confidence)"
+           + (f" \u2014 {md_text(tail, line_start=False)}" if tail else ""), "",
            f"**{md_text(v['summary'], line_start=False)}**", ""]
     if view.history_warning:
         out += [f"**Warning:** {md_text(view.history_warning, 800, line_start=False)}", ""]
@@ -137,6 +141,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"Incident {md_code(inc['id'])} from {md_code(inc['start'])} to {md_code(inc['end'])}: peak "
                 f"{_n(inc['peak_rps'])} requests/s at {md_code(inc['peak_second'])}; "
                 f"{md_text(incident_line(inc), line_start=False)}.", ""]
+    if view.periods_line:
+        out += [md_text(view.periods_line, 1200), ""]
     out += _outages(report)
     out += _hypotheses(view)
     sources = report.get("sources") or {}
@@ -170,9 +176,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += _table(["method", "path", "requests", "server errors"],
                       [[md_code(p["method"], 12, table=True), md_code(p["path"], 120, table=True), _n(p["requests"]),
                         _n(p["errors"])] for p in targets["top_paths"][:TOP_ROWS]])
-    impact = report.get("impact") or {}
-    if impact:
-        out += ["## Impact on legitimate users", "", f"{md_text(impact_line(impact), line_start=False)}.", ""]
+    out += _impact(view)
     out += _blocklist(view, report.get("mitigation") or {})
     out += ["## Evidence", ""]
     if view.store_note:
@@ -201,6 +205,22 @@ def _outages(report: dict[str, Any]) -> list[str]:
         out += [f"Gap in the logs from {md_code(gap['began'])} to {md_code(gap['ended'])}: "
                 f"{md_text(gap['cause_note'], 1200, line_start=False)}", ""]
     return out
+
+
+def _impact(view: ReportView) -> list[str]:
+    """The main incident's impact on the site's users, then each incident's level with its reasons."""
+    impact = view.report.get("impact") or {}
+    if not impact and not view.report["incidents"]:
+        return []
+    out = ["## Impact on legitimate users", ""]
+    if impact:
+        out += [f"{md_text(impact_line(impact), line_start=False)}.", ""]
+    for inc in view.report["incidents"]:
+        measured = inc.get("impact") or {}
+        if measured.get("summary"):
+            out.append(f"- {md_text(incident_label(inc), line_start=False)}: "
+                       f"{md_text(measured['summary'], 800, line_start=False)}")
+    return [*out, ""]
 
 
 def _clients(report: dict[str, Any], title: str, key: str, what: str) -> list[str]:

@@ -59,6 +59,53 @@ def outage_lines(o: dict[str, Any]) -> list[str]:
     return lines
 
 
+def incident_attempt(inc: dict[str, Any]) -> bool:
+    """Whether an incident is an attack attempt: an attack kind whose impact was measured and found none."""
+    impact = inc.get("impact") or {}
+    return inc.get("kind") in ATTACK_KINDS and impact.get("level") == "none" and bool(impact.get("measured"))
+
+
+def incident_label(inc: dict[str, Any]) -> str:
+    """An incident's id, kind ("attempt" after an attack with no service impact measured) and impact level."""
+    impact = inc.get("impact") or {}
+    level = impact.get("level")
+    kind = f"{inc['kind']} attempt" if incident_attempt(inc) else inc["kind"]
+    if level is None:  # a report written before impacts were measured
+        return f"{inc['id']} {kind}"
+    if level == "none" and not impact.get("measured"):
+        return f"{inc['id']} {kind}, impact not measured"
+    affected = f", {impact['minutes_affected']:,} of {impact['minutes']:,} min" if level != "none" else ""
+    return f"{inc['id']} {kind}, impact {level}{affected}"
+
+
+def verdict_headline(report: dict[str, Any]) -> tuple[str, str | None]:
+    """The verdict's kind as the headline names it ("DOS attempt" for an attack with no service impact measured),
+    and what follows it: the main incident's impact, or None without an incident."""
+    v = report["verdict"]
+    head = v["kind"].upper() + (" attempt" if v.get("attempt") else "")
+    incidents = report.get("incidents") or []
+    impact = (incidents[0].get("impact") or {}) if incidents else {}
+    level = impact.get("level")
+    if level is None:
+        return head, None
+    if level != "none":
+        return head, (f"service {level}: {impact['minutes_affected']:,} of {impact['minutes']:,} minutes affected")
+    if not impact.get("measured"):
+        return head, "service impact could not be measured"
+    if not v.get("attempt"):
+        return head, "no service impact measured"
+    sources = report.get("sources") or {}
+    few = int((sources.get("concentration") or {}).get("sources_for_80pct_of_excess") or 0)
+    suspects = int((sources.get("suspects") or {}).get("clients") or 0)
+    if few:
+        origin = f"most of the excess from {few:,} source{'' if few == 1 else 's'}; "
+    elif suspects:
+        origin = f"from {suspects:,} suspected source{'' if suspects == 1 else 's'}; "
+    else:
+        origin = ""
+    return head, f"{origin}no service impact measured"
+
+
 _CITATION = re.compile(r"\s*\[([A-Za-z0-9_.:-]+)\]\s*$")
 
 
@@ -70,9 +117,24 @@ def span_warning(report: dict[str, Any]) -> str | None:
         return None
     first = (span.get("samples_outside") or [{}])[0]
     where = f", e.g. {first.get('file')}:{first.get('line')} at {first.get('ts')}" if first.get("file") else ""
-    others = len(span.get("periods") or []) - 1
+    periods = span.get("periods") or []
+    others = sum(1 for p in periods if p.get("analysed") is False) if any("analysed" in p for p in periods) \
+        else len(periods) - 1  # a report written before several periods were analysed in one run
     return (f"{outside:,} request(s) in {others} other period(s) more than a week from the analysed span "
             f"({span.get('since')} to {span.get('until')}) were left out{where}; --since/--until analyse them")
+
+
+def periods_line(report: dict[str, Any]) -> str | None:
+    """The periods weeks apart the report analysed in one run, each against its own baseline (None: one period)."""
+    periods = (report.get("baseline") or {}).get("periods") or []
+    if len(periods) < 2:
+        return None
+    listed = "; ".join(
+        f"{p['start'][:16]}Z to {p['end'][:16]}Z, {p['windows']:,} incident window(s)"
+        + ("" if p.get("sufficient") else " (no usable history of its own: judged by what its traffic shows)")
+        for p in periods)
+    return (f"The logs hold {len(periods)} periods more than a week apart, each analysed against its own baseline "
+            f"and their incidents ranked together: {listed}. The gaps between them hold no request.")
 
 
 def history_warning(report: dict[str, Any]) -> str | None:
@@ -216,8 +278,38 @@ class ReportView:
         return history_warning(self.report)
 
     @property
+    def periods_line(self) -> str | None:
+        return periods_line(self.report)
+
+    @property
+    def timeline_resolution(self) -> str:
+        """How the timeline chart's points are spaced: per minute, or coarser away from the incidents."""
+        resolution = (self.report.get("timeline") or {}).get("resolution")
+        if not resolution:
+            return "Per minute, in UTC."
+        return (f"In UTC, per minute within {resolution['margin_minutes']} minutes of each incident, elsewhere the "
+                f"mean of each {int(resolution['coarse_seconds']) // 60} minutes; grey: the gaps between periods "
+                "(no request).")
+
+    @property
     def impact_text(self) -> str:
         return impact_line(self.report.get("impact") or {})
+
+    @property
+    def headline(self) -> tuple[str, str | None]:
+        return verdict_headline(self.report)
+
+    @property
+    def main_impact(self) -> dict[str, Any]:
+        """The main incident's impact (``incidents[0].impact``; empty without an incident or in an older report)."""
+        inc = self.main_incident
+        return (inc.get("impact") or {}) if inc else {}
+
+    @cached_property
+    def incident_rows(self) -> list[dict[str, Any]]:
+        """The incidents with their impact level as a flat field (for a table)."""
+        return [inc | {"impact_level": (inc.get("impact") or {}).get("level"), "label": incident_label(inc)}
+                for inc in self.report["incidents"]]
 
     @property
     def store_note(self) -> str | None:

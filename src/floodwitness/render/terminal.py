@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -14,12 +15,15 @@ from floodwitness.render.report_view import (
     attribution_caveat,
     history_warning,
     impact_line,
+    incident_label,
     incident_line,
     listed_sources,
     outage_lines,
     span_warning,
     store_note,
+    verdict_headline,
 )
+from floodwitness.render.timeline_view import period_columns
 from floodwitness.safe import terminal_safe
 from floodwitness.verdict import ATTACK_KINDS
 
@@ -31,12 +35,14 @@ _BARS = " ▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 56
 
 
-def sparkline(values: list[float], width: int = 60) -> str:
+def sparkline(values: list[float], width: int = 60, top: float | None = None) -> str:
+    """``values`` in at most ``width`` bars (the highest of each bar's values), scaled to ``top`` (their highest
+    when not given: the scale several sparklines share)."""
     if not values:
         return ""
     step = max(1, -(-len(values) // width))
     buckets = [max(values[i:i + step]) for i in range(0, len(values), step)]
-    top = max(buckets) or 1.0
+    top = top or max(buckets) or 1.0
     return "".join(_BARS[min(len(_BARS) - 1, round(v / top * (len(_BARS) - 1)))] for v in buckets)
 
 
@@ -76,7 +82,11 @@ def _verdict(console: Console, report: dict[str, Any]) -> None:
     v = report["verdict"]
     style = {"ddos": "bold red", "dos": "bold red", "mixed": "bold red", "internal_failure": "bold yellow",
              "flash_crowd": "bold cyan", "no_incident": "bold green"}.get(v["kind"], "bold")
-    _line(console, f"Verdict: {v['kind'].upper()}  ({v['confidence']:.0%} confidence)", style)
+    if v.get("attempt"):  # an attack that denied no service measured: lower urgency
+        style = "bold yellow"
+    head, impact = verdict_headline(report)
+    _line(console, f"Verdict: {head}  ({v['confidence']:.0%} confidence)" + (f" \u2014 {impact}" if impact else ""),
+          style)
     _line(console, v["summary"])
     thin = history_warning(report)
     if thin:
@@ -103,9 +113,9 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
         if inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
-            _line(console, f"  {inc['id']} outage: {inc['start']} -> {inc['end']}")
+            _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}")
         else:
-            _line(console, f"  {inc['id']} {inc['kind']}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "
+            _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "
                            f"req/s at {inc['peak_second'][11:19]}; {incident_line(inc)}")
         for text in outage_lines(inc["outage"]) if inc.get("outage") else []:
             _line(console, f"    {terminal_safe(text, 1000)}", "yellow")
@@ -166,6 +176,12 @@ def _impact(console: Console, report: dict[str, Any]) -> None:
         console.print()
         _line(console, "Impact", "bold")
         _line(console, f"  {impact_line(impact, 0)}")
+    main = (report.get("incidents") or [{}])[0].get("impact") or {}
+    if main.get("summary"):
+        if not impact:
+            console.print()
+            _line(console, "Impact", "bold")
+        _line(console, f"  {terminal_safe(main['summary'], 600)}")
 
 
 def _blocklist(console: Console, report: dict[str, Any]) -> None:
@@ -250,6 +266,9 @@ def _clock(start: datetime, at: datetime) -> str:
 def _timeline(console: Console, tl: dict[str, Any]) -> None:
     """Requests per minute (and server errors) as sparklines, each with the value of its full bar, over an axis
     labelled with the first minute's start and the last minute's end (UTC)."""
+    if tl.get("segments"):
+        _long_timeline(console, tl)
+        return
     requests = [float(x) for x in tl["requests"]]
     start = datetime.fromisoformat(str(tl["start"]).replace("Z", "+00:00"))
     end = start + timedelta(seconds=int(tl.get("step_seconds", 60)) * len(requests))
@@ -263,6 +282,31 @@ def _timeline(console: Console, tl: dict[str, Any]) -> None:
     left, right = _clock(start, start), _clock(start, end)
     gap = len(line) - len(left) - len(right)
     _line(console, f"  {left}{' ' * gap}{right}" if gap >= 2 else f"  {left} to {right}", "dim")
+
+
+def _long_timeline(console: Console, tl: dict[str, Any]) -> None:
+    """A long timeline (stored per minute around incidents only): each period's sparkline of the highest
+    requests per minute, side by side, the gaps between periods marked and their lengths said."""
+    periods = period_columns(tl, SPARK_WIDTH - 2 * (len(tl.get("periods") or [1]) - 1))
+    first, last = periods[0].start, periods[-1].end
+    gaps = [(b.start - a.end) for a, b in pairwise(periods)]
+    said = (f"; {len(periods)} periods, the gaps between them ({', '.join(f'{g.days:,} days' for g in gaps)}) "
+            "hold no request and are not drawn" if gaps else "")
+    _line(console, f"Timeline (requests per minute, {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC{said})",
+          "bold")
+    top = max((v for p in periods for v in p.requests), default=0.0)
+    bars = " ┆".join(sparkline(p.requests, len(p.requests), top) for p in periods)
+    _line(console, f"  {bars}  max {top:,.0f}/min")
+    errors = max((v for p in periods for v in p.errors), default=0.0)
+    if errors:
+        _line(console, f"  {' ┆'.join(sparkline(p.errors, len(p.errors), errors) for p in periods)}  max "
+                       f"{errors:,.0f}/min 5xx", "red")
+    _line(console, "  " + "; ".join(f"{p.start:%Y-%m-%d} to {p.end:%Y-%m-%d}" for p in periods), "dim")
+    if len(periods) > 1:
+        _line(console, "  each period is analysed against its own baseline; their incidents are ranked together",
+              "dim")
+    _line(console, f"  (per minute within {tl['resolution']['margin_minutes']} minutes of each incident, else "
+                   f"{tl['resolution']['coarse_seconds'] // 60}-minute means)", "dim")
 
 
 _LEVELS = (("/24", "/24"), ("/16", "/16"), ("asn", "AS"), ("country", "country"))

@@ -12,7 +12,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow.compute as pc
 
 from floodwitness import __version__
@@ -29,6 +28,7 @@ from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.ratelimit import recommend
 from floodwitness.report.contract import SCHEMA
 from floodwitness.report.results import iso as _iso
+from floodwitness.report.series import timeline_dict
 from floodwitness.verdict import ATTACK_KINDS, verdict_section
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from floodwitness.detectors import Finding
     from floodwitness.detectors.behaviour import RuleFlags
     from floodwitness.detectors.fingerprints import Rule
-    from floodwitness.report.results import AnalyzeOptions, IncidentResult
+    from floodwitness.report.results import AnalyzeOptions, IncidentResult, PeriodResult
 
 
 ATTRIBUTION = {
@@ -61,11 +61,12 @@ ATTRIBUTION = {
 def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
                  span: Span | None, rules: tuple[Rule, ...], known_clients: pa.Table, results: list[IncidentResult],
                  flags: list[RuleFlags] | None, left_out: list[Window],
-                 gaps: list[Outage] | None = None) -> dict[str, Any]:
+                 periods: tuple[PeriodResult, ...] = (), gaps: list[Outage] | None = None) -> dict[str, Any]:
     """The report of an analysis: its incidents, heaviest first (``known_clients``: the baseline's clients and their
     requests; ``flags``: the sources the rules flagged in a period without an incident, when already found;
-    ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth; ``gaps``: collapses
-    that are gaps between log files)."""
+    ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth, on ``tl``;
+    ``periods``: when the logs hold several periods weeks apart, each one's analysis, ``history`` and
+    ``known_clients`` being the main incident's period's; ``gaps``: collapses that are gaps between log files)."""
     baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
@@ -84,17 +85,23 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
             "parameters": _parameters(data, options),
             "inputs": _inputs(data),
-            "verdict": verdict_section(None if main is None else main.verdict, minutes=tl.minutes,
+            "verdict": verdict_section(None if main is None else main.verdict, minutes=int(tl.in_periods().sum()),
                                        has_history=history.sufficient,
                                        incident=None if main is None else (_iso(main.times[0]), _iso(main.times[1])),
-                                       inhuman_per_minute=options.detectors.inhuman_per_minute),
+                                       inhuman_per_minute=options.detectors.inhuman_per_minute,
+                                       impact=_impact_of(main)),
             "incidents": [_incident_dict(r) for r in results],
             "findings": [_finding_dict(f) for r in results for f in r.findings],
-            "timeline": _timeline_dict(tl, base, baseline_ranges)
-            | {"new_clients": [int(x) for x in first_seen_per_minute(data, tl, options.since, options.until)]},
+            "timeline": timeline_dict(
+                tl, base, baseline_ranges if not periods else [r for p in periods for r in p.history.ranges],
+                first_seen_per_minute(data, tl, options.since, options.until),
+                [(r.times[0], r.times[1], r.peak) for r in results],
+                [(w.start_index, w.end_index, window_weight(tl, base, w)) for w in left_out]),
             "attribution": ATTRIBUTION,
             "baseline": history.to_dict(),
         }
+        if periods:  # logs of periods weeks apart: each period's own history (the main incident's is above)
+            report["baseline"]["periods"] = [p.to_dict() for p in periods]
         if span is not None and span.periods:
             report["time_span"] = span.to_dict()
         if left_out:
@@ -155,7 +162,15 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
             "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes),
+            "impact": None if r.impact is None else r.impact.to_dict(),
             "outage": r.outage.to_dict() if r.outage is not None else None}
+
+
+def _impact_of(r: IncidentResult | None) -> tuple[str, bool] | None:
+    """The main incident's impact level, and whether anything of it was measured (None: no incident)."""
+    if r is None or r.impact is None:
+        return None
+    return r.impact.level, bool(r.impact.measured)
 
 
 def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:
@@ -174,20 +189,6 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
             "section": kind.section, "technique": f.technique, "claim": f.claim, "confidence": f.confidence,
             "window": {"start": _iso(f.window[0]), "end": _iso(f.window[1])},
             "metrics": dict(f.metrics), "evidence": [e.to_dict() for e in f.evidence]}
-
-
-def _timeline_dict(tl: Timeline, base: Baseline, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:
-    def clean(a: np.ndarray) -> list[float | None]:
-        return [None if not np.isfinite(x) else round(float(x), 4) for x in a]
-
-    def counts(name: str, a: np.ndarray) -> list[int | None]:  # null in every minute when the log has no such field
-        return [None] * len(a) if name in tl.not_logged else [int(x) for x in a]
-    return {"start": _iso(tl.start), "step_seconds": 60, "requests": [int(x) for x in tl.requests],
-            "clients": [int(x) for x in tl.clients], "status_4xx": counts("status_4xx", tl.status_4xx),
-            "status_5xx": counts("status_5xx", tl.status_5xx), "bytes": counts("bytes", tl.bytes),
-            "p50_request_time": clean(tl.p50_time), "p95_request_time": clean(tl.p95_time),
-            "baseline_requests": [round(float(x), 1) for x in base.level],
-            "baseline_ranges": [[_iso(a), _iso(b)] for a, b in baseline_ranges]}
 
 
 def _sources(data: Dataset, r: IncidentResult, baseline_ranges: list[tuple[datetime, datetime]]) -> dict[str, Any]:

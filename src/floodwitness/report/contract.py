@@ -1,6 +1,7 @@
 """The report's contract (``floodwitness.report/1``): its schema name, the fields every report has, and the check
 and loading of a saved report. The analysis writes it; the renderers, ``report`` and ``mitigate`` read it through
-here. Fields are added, never renamed or removed."""
+here. Fields are added, never renamed or removed (the README's "The JSON report" lists them; the latest added:
+``verdict.impact``, ``verdict.attempt`` and ``incidents[].impact``, see :mod:`floodwitness.analysis.impact`)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from floodwitness.analysis.collapse import Collapse, find_collapses
 from floodwitness.analysis.composition import compose
+from floodwitness.analysis.impact import expected_minutes, measure_impact
 from floodwitness.analysis.outage import Outage, describe, linked_windows
 from floodwitness.analysis.phases import Phases
 from floodwitness.analysis.windows import Baseline, Window, baseline_and_flags, find_windows
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.dataset import Dataset
     from floodwitness.analysis.history import Prior
+    from floodwitness.analysis.impact import Impact, Usual
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.report.results import AnalyzeOptions
 
@@ -100,8 +102,19 @@ def with_verdict(result: IncidentResult, outage: Outage) -> IncidentResult:
     outage began (the seconds after it are the site stopping, not the incident's own traffic)."""
     start, end = result.times
     times = (start, max(start, min(end, outage.began)))
-    return replace(result, times=times, outage=replace(outage, cause=cause_of(result.verdict.kind),
-                                                       cause_kind=result.verdict.kind))
+    return replace(result, times=times, impact=_down(result.impact, outage),
+                   outage=replace(outage, cause=cause_of(result.verdict.kind), cause_kind=result.verdict.kind))
+
+
+def _down(impact: Impact | None, o: Outage) -> Impact | None:
+    """``impact`` raised to ``outage``: the site stopped answering (the collapse ``o``)."""
+    if impact is None or impact.level == "outage":
+        return impact
+    c = o.collapse
+    reason = (f"the site stopped answering from {o.began:%Y-%m-%d %H:%M:%S}: {int(c.served):,} requests served in "
+              f"{c.minutes:,} minutes where {round(c.expected):,} were expected (incidents[].outage)")
+    return replace(impact, level="outage", reasons=(*impact.reasons, reason),
+                   minutes_affected=max(impact.minutes_affected, c.minutes))
 
 
 def collapse_finding(index: int, o: Outage) -> Finding:
@@ -124,8 +137,10 @@ def collapse_finding(index: int, o: Outage) -> Finding:
 
 
 def outage_incident(data: Dataset, tl: Timeline, base: Baseline, o: Outage, index: int,
-                    baseline: list[tuple[datetime, datetime]], known: pa.Table) -> IncidentResult:
-    """An incident of kind ``outage``: the collapse ``o`` with no incident before it."""
+                    baseline: list[tuple[datetime, datetime]], known: pa.Table, usual: Usual | None,
+                    options: AnalyzeOptions) -> IncidentResult:
+    """An incident of kind ``outage``: the collapse ``o`` with no incident before it; its impact measured as any
+    incident's (``usual``: the baseline's service), and ``outage`` whatever the measure found (the site was down)."""
     c = o.collapse
     times = (o.began, o.ended or tl.minute_at(tl.minutes))
     comp = compose(data, times, baseline, c.expected, known)
@@ -133,8 +148,11 @@ def outage_incident(data: Dataset, tl: Timeline, base: Baseline, o: Outage, inde
     phases = Phases(c.start_index, tl.requests[span], tl.status_5xx[span], np.zeros(c.minutes), (), (), 0, 0)
     finding = collapse_finding(index, o)
     verdict = judge_outage(finding, log_ends=o.log_ends, all_at_once=o.networks.all_at_once)
+    impact = measure_impact(data, times, comp, expected_per_minute=expected_minutes(base.level, tl.start, times),
+                            usual=usual, baseline=baseline, status_logged="status_5xx" not in tl.not_logged,
+                            policy=options.impact)
     return IncidentResult(index, c.window(), times, comp, phases, [finding], verdict, o.began, o.began, 0.0,
-                          float(np.median(base.level[span])) / 60.0, outage=o)
+                          float(np.median(base.level[span])) / 60.0, impact=_down(impact, o), outage=o)
 
 
 __all__ = ["Collapses", "Linked", "cause_of", "link", "linked_windows", "outage_incident", "settle_collapses",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from floodwitness.analysis.collapse import CollapsePolicy
 from floodwitness.analysis.history import HistoryPolicy
+from floodwitness.analysis.impact import ImpactPolicy
 from floodwitness.analysis.phases import suspects
 from floodwitness.analysis.windows import WindowPolicy
 from floodwitness.detectors.base import DetectorPolicy
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
+    from floodwitness.analysis.history import History
+    from floodwitness.analysis.impact import Impact
     from floodwitness.analysis.outage import Outage
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
@@ -35,6 +38,7 @@ class AnalyzeOptions:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     detectors: DetectorPolicy = field(default_factory=DetectorPolicy)  # the detectors' thresholds
     history: HistoryPolicy = field(default_factory=HistoryPolicy)
+    impact: ImpactPolicy = field(default_factory=ImpactPolicy)  # how far from the usual counts as impact
     collapse: CollapsePolicy = field(default_factory=CollapsePolicy)  # what makes a fall of traffic an outage
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
@@ -70,6 +74,13 @@ class IncidentResult:
     #: without history, the suspects are the sources the traffic itself condemns (a fingerprint rule, a rate no
     #: person reaches), not every "new" client: rows of the composition's clients (None: :func:`suspects` of it)
     suspects: pa.Table | None = None
+    #: what the incident did to the people the site normally serves (None only for a result made without it)
+    impact: Impact | None = None
+    #: the period of the timeline it lies in (logs of periods weeks apart: each analysed against its own baseline)
+    #: and that period's first minute on the whole timeline: ``window`` and ``phases`` count minutes on the
+    #: period's own timeline, so ``offset + window.start_index`` is the window's minute on the whole one
+    period: int = 0
+    offset: int = 0
     #: the collapse of traffic this incident ended in (an outage: the site stopped answering), if any
     outage: Outage | None = None
 
@@ -84,6 +95,22 @@ class IncidentResult:
     def weight(self) -> float:
         missing = self.outage.missing if self.outage is not None else 0.0
         return self.composition.excess + 10 * float(self.phases.errors.sum()) + missing
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """One period's analysis, for the report: where it lies on the whole timeline, the history its incidents
+    were compared with, and its incident windows (all, analysed in depth or not)."""
+
+    first: int  # its first minute on the whole timeline
+    end: int    # its end (excluded)
+    start: datetime
+    until: datetime
+    history: History
+    windows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"start": iso(self.start), "end": iso(self.until), "windows": self.windows} | self.history.to_dict()
 
 
 def iso(value: datetime) -> str:

@@ -231,11 +231,19 @@ def _final(attack: Hypothesis, crowd: Hypothesis, inside: Hypothesis, few: bool,
     return [ddos, dos, crowd, inside, mixed]
 
 
+def is_attempt(kind: str, impact: tuple[str, bool] | None) -> bool:
+    """Whether an attack verdict is an attempt: its incident's impact was measured (``impact``: level, whether
+    anything was measured) and no service impact was found. Lower urgency; the kind stays the same."""
+    return kind in ATTACK_KINDS and impact is not None and impact[0] == "none" and impact[1]
+
+
 def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: bool, inhuman_per_minute: int,
-                    incident: tuple[str, str] | None = None) -> dict[str, Any]:
+                    incident: tuple[str, str] | None = None, impact: tuple[str, bool] | None = None
+                    ) -> dict[str, Any]:
     """The report's ``verdict``: the main incident's verdict ``v`` (``incident``: its start and end, cited against
-    ``no_incident``), or without one, ``no_incident`` over the ``minutes`` examined, as sure as the history allows
-    (``inhuman_per_minute``: the rate looked for without history, to say so)."""
+    ``no_incident``; ``impact``: its impact level and whether anything of it was measured), or without one,
+    ``no_incident`` over the ``minutes`` examined, as sure as the history allows (``inhuman_per_minute``: the rate
+    looked for without history, to say so)."""
     if v is None:
         if has_history:
             text = (f"{minutes:,} minutes of traffic examined; no minute's volume or server errors stood out from "
@@ -248,16 +256,35 @@ def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: boo
         hyps = [{"kind": "no_incident", "score": 3.0 if has_history else 1.0, "for": [text], "against": []}]
         hyps += [{"kind": k, "score": -3.0, "for": [], "against": [text]} for k in KINDS if k != "no_incident"]
         return {"kind": "no_incident", "confidence": confidence,
-                "summary": summary_for("no_incident", confidence, has_history), "hypotheses": hyps}
+                "summary": summary_for("no_incident", confidence, has_history), "hypotheses": hyps,
+                "impact": None, "attempt": False}
     ranked = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
     if has_history and incident is not None:
         ranked.append({"kind": "no_incident", "score": -3.0, "for": [],
                        "against": [f"incident from {incident[0]} to {incident[1]} [I1]"]})
-    return {"kind": v.kind, "confidence": v.confidence, "summary": summary_for(v.kind, v.confidence, has_history),
-            "hypotheses": ranked}
+    attempt = is_attempt(v.kind, impact)
+    return {"kind": v.kind, "confidence": v.confidence,
+            "summary": summary_for(v.kind, v.confidence, has_history, attempt=attempt), "hypotheses": ranked,
+            "impact": None if impact is None else impact[0], "attempt": attempt}
 
 
-def summary_for(kind: str, confidence: float, has_history: bool = True) -> str:
+#: an attack whose impact was measured and found none is an attempt: what the logs show, in the same words
+_ATTEMPTS = {
+    "ddos": "a distributed denial-of-service attempt",
+    "dos": "a denial-of-service attempt from a handful of sources",
+    "mixed": "an attack attempt beside an internal failure",
+}
+NO_IMPACT = "no service impact was measured (the incident's impact says what was measured and what could not be)"
+
+
+def summary_for(kind: str, confidence: float, has_history: bool = True, *, attempt: bool = False) -> str:
+    """The verdict in a sentence (``attempt``: an attack with no service impact measured)."""
+    if attempt:
+        if has_history:
+            return f"The logs show {_ATTEMPTS[kind]} (confidence {confidence:.0%}); {NO_IMPACT}."
+        return (f"The logs show {_ATTEMPTS[kind]}, by what the traffic itself shows (confidence {confidence:.0%}); "
+                f"{NO_IMPACT}; with no history to compare with, a surge, a fall or a change of audience cannot be "
+                "measured.")
     if not has_history:
         text = {
             "ddos": "a distributed denial-of-service attack, by what the traffic itself shows",

@@ -4,21 +4,35 @@
   var data = JSON.parse(document.getElementById("fw-data").textContent);
 
   function timelineRows(tl) {
+    // a long timeline is stored in segments (per minute around incidents, summed over hours elsewhere): each
+    // point's counts are sums over its minutes, shown per second and per minute like the others
+    var segments = tl.segments && tl.segments.length ? tl.segments
+      : [{start: tl.start, step_ms: tl.step_ms, points: tl.requests.length}];
     var rows = [];
-    for (var i = 0; i < tl.requests.length; i++) {
-      var n = tl.requests[i];
-      rows.push({
-        t: tl.start + i * tl.step_ms,
-        "requests/s": n / 60,
-        "baseline/s": tl.baseline_requests[i] == null ? null : tl.baseline_requests[i] / 60,
-        "distinct clients": tl.clients[i],
-        "new clients": tl.new_clients.length ? tl.new_clients[i] : null,
-        "5xx share": n && tl.status_5xx[i] != null ? tl.status_5xx[i] / n : null,  // null: statuses not logged
-        "4xx share": n && tl.status_4xx[i] != null ? tl.status_4xx[i] / n : null,
-        "p50": tl.p50_request_time.length ? tl.p50_request_time[i] : null,
-        "p95": tl.p95_request_time.length ? tl.p95_request_time[i] : null
-      });
-    }
+    var i = 0;
+    segments.forEach(function (seg, k) {
+      var minutes = seg.step_ms / 60000;
+      for (var j = 0; j < seg.points; j++, i++) {
+        var n = tl.requests[i];
+        rows.push({
+          t: seg.start + j * seg.step_ms,
+          "requests/s": n / (60 * minutes),
+          "baseline/s": tl.baseline_requests[i] == null ? null : tl.baseline_requests[i] / (60 * minutes),
+          "distinct clients": tl.clients[i] / minutes,
+          "new clients": tl.new_clients.length ? tl.new_clients[i] / minutes : null,
+          "5xx share": n && tl.status_5xx[i] != null ? tl.status_5xx[i] / n : null,  // null: statuses not logged
+          "4xx share": n && tl.status_4xx[i] != null ? tl.status_4xx[i] / n : null,
+          "p50": tl.p50_request_time.length ? tl.p50_request_time[i] : null,
+          "p95": tl.p95_request_time.length ? tl.p95_request_time[i] : null
+        });
+      }
+      var end = seg.start + seg.points * seg.step_ms;
+      var next = segments[k + 1];
+      if (next && next.start > end) {  // a gap between periods: no request logged until the next segment
+        rows.push({t: end, "requests/s": 0, "baseline/s": 0, "distinct clients": 0, "new clients": 0,
+                   "5xx share": null, "4xx share": null, "p50": null, "p95": null});
+      }
+    });
     return rows;
   }
 
@@ -29,7 +43,7 @@
   }
 
   var datasets = {timeline: timelineRows(data.timeline), incidents: data.incidents, baseline: data.baseline,
-                  networks: data.networks};
+                  networks: data.networks, gaps: data.gaps || []};
   var options = {renderer: "svg", mode: "vega-lite",
                  actions: {export: true, source: false, compiled: false, editor: false}};
 
