@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from floodwitness.analysis.span import GAP
-from floodwitness.analysis.windows import rolling_median
+from floodwitness.analysis.windows import Window, rolling_median
 
 if TYPE_CHECKING:
     from floodwitness.analysis.timeline import Timeline
-    from floodwitness.analysis.windows import Baseline, Window
+    from floodwitness.analysis.windows import Baseline
 
 DAY = 1440
 
@@ -85,8 +85,6 @@ class Collapse:
         return self.end_index - self.start_index
 
     def window(self) -> Window:
-        from floodwitness.analysis.windows import Window  # noqa: PLC0415 - a runtime name only here
-
         return Window(self.start_index, self.end_index, (), ())
 
 

@@ -155,5 +155,4 @@ def outage_incident(data: Dataset, tl: Timeline, base: Baseline, o: Outage, inde
                           float(np.median(base.level[span])) / 60.0, impact=_down(impact, o), outage=o)
 
 
-__all__ = ["Collapses", "Linked", "cause_of", "link", "linked_windows", "outage_incident", "settle_collapses",
-           "with_verdict"]
+__all__ = ["Collapses", "Linked", "cause_of", "link", "outage_incident", "settle_collapses", "with_verdict"]
