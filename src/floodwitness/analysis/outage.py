@@ -132,6 +132,9 @@ def cause_note(o: Outage) -> str:
     elif o.cause == "internal":
         text = (f"Server errors or slow answers came first (verdict {o.cause_kind}): the site failed from the "
                 "inside before it stopped answering.")
+    elif o.cause == "crowd":
+        text = (f"A surge of the site's own audience came first (verdict {o.cause_kind}): a legitimate crowd's load "
+                "took the site down.")
     else:
         text = OUTSIDE_NOTE
     if o.networks.all_at_once is False:
