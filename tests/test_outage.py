@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from floodwitness.analysis.collapse import poisson_log10_lower_tail
+from floodwitness.analysis.collapse import Collapse, poisson_log10_lower_tail
 from floodwitness.analysis.dataset import open_dataset
+from floodwitness.analysis.outage import Networks, Outage, cause_note
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import render_markdown
 from floodwitness.render.terminal import print_report
@@ -73,6 +75,22 @@ def test_the_tail_bound_is_a_poisson_lower_tail() -> None:
     assert poisson_log10_lower_tail(40, 30) == 0.0
     # an upper bound on the exact tail (P(X <= 2 | 10) = 0.00277)
     assert -2.6 < poisson_log10_lower_tail(2, 10) < math.log10(0.00277) + 1.0
+
+
+def test_the_cause_note_says_what_the_logs_tell() -> None:
+    c = Collapse(10, 30, 0.0, 1000.0, -50.0, 2.0, daily=False)
+    alone = Outage(c, datetime(2026, 1, 1, 12), datetime(2026, 1, 1, 12, 20), None, Networks(10, 10),
+                   {"what": "nothing"}, None)
+    assert "A network-level (L3/L4) flood, an upstream or power failure and a deliberate shutdown" in cause_note(alone)
+    assert "Only some" not in cause_note(alone) and "log ends" not in cause_note(alone)
+    attack = cause_note(replace(alone, cause="attack", cause_kind="ddos"))
+    assert attack.startswith("The collapse followed the attack (verdict ddos)") and "L3/L4" not in attack
+    assert "failed from the inside" in cause_note(replace(alone, cause="internal", cause_kind="internal_failure"))
+    assert "crowd's load took the site down" in cause_note(replace(alone, cause="crowd", cause_kind="flash_crowd"))
+    some = replace(alone, networks=Networks(10, 3))  # 3 of 10 networks dropped: routing, a region, a CDN edge
+    assert some.networks.all_at_once is False and "Only some of the audience's networks dropped" in cause_note(some)
+    assert Networks(1, 1).all_at_once is None  # one network: nothing to compare
+    assert "The log ends during the collapse" in cause_note(replace(alone, ended=None))
 
 
 @pytest.mark.parametrize(("kind", "verdict", "cause", "before"), [
