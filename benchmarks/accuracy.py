@@ -21,7 +21,7 @@ from netaddr import IPAddress, IPNetwork, IPSet
 
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.report import analyze
-from floodwitness.simulate import SCENARIOS, simulate
+from floodwitness.simulate import SCENARIOS, Incident, simulate
 
 OUT = Path(__file__).parent / "out"
 
@@ -70,7 +70,25 @@ def run_one(kind: str, seed: int, hours: float, scale: float, tmp: Path) -> dict
         # the truth's peak is its busiest minute; ours is the busiest second: distance to that minute
         offset = (_t(main["peak"]) - _t(inc.peak)).total_seconds()
         result["peak_error_s"] = 0.0 if 0 <= offset < 60 else min(abs(offset), abs(offset - 60))
+        result |= _outage_scores(inc, main)
     return result
+
+
+#: the cause family of an outage (``incidents[].outage.cause``) by the simulated incident's cause
+CAUSES = {"outage": "outside", "attack": "attack", "failure": "internal"}
+
+
+def _outage_scores(inc: Incident, main: dict[str, object]) -> dict[str, object]:
+    """For a simulated outage (a phase named ``outage``): how far the reported collapse began from the stop, and
+    whether its cause family is the truth's."""
+    down = next((p for p in inc.phases if p[0] == "outage"), None)
+    if down is None:
+        return {}
+    outage = main.get("outage")
+    if not isinstance(outage, dict):
+        return {"outage_error_s": None, "cause_right": False}
+    return {"outage_error_s": abs((_t(outage["began"]) - _t(down[1])).total_seconds()),
+            "cause_right": outage["cause"] == CAUSES[inc.cause]}
 
 
 def main() -> int:
@@ -106,7 +124,20 @@ def main() -> int:
         collateral = max(float(r["collateral"]) for r in rs)
         print(f"| {kind} | {rs[0]['expected']} | {right}/{len(rs)} | {' | '.join(cells)} | {recall} | "
               f"{collateral:.2%} | {statistics.mean(float(r['seconds']) for r in rs):.1f} |")
+    _outage_table(rows, args.kinds)
     return 0
+
+
+def _outage_table(rows: list[dict[str, object]], kinds: list[str]) -> None:
+    """The outage kinds: the collapse found and begun within 60 s of the stop, and its cause family right."""
+    kinds = [k for k in kinds if any("cause_right" in r for r in rows if r["kind"] == k)]
+    if not kinds:
+        return
+    print("\n| scenario | outage found, began within 60 s | cause family right |\n|---|---|---|")
+    for kind in kinds:
+        rs = [r for r in rows if r["kind"] == kind]
+        began = sum(r.get("outage_error_s") is not None and float(str(r["outage_error_s"])) <= 60 for r in rs)
+        print(f"| {kind} | {began}/{len(rs)} | {sum(bool(r.get('cause_right')) for r in rs)}/{len(rs)} |")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,8 @@ def test_truth_json_is_the_returned_truth(runs: dict[str, Run], tmp_path: Path) 
 def test_scenario_table() -> None:
     assert {k: v.expected_verdict for k, v in SCENARIOS.items()} == {
         "mirai": "ddos", "cachebust": "ddos", "pulse": "ddos", "dos": "dos", "flash_crowd": "flash_crowd",
-        "internal_failure": "internal_failure", "mixed": "mixed", "quiet": "no_incident"}
+        "internal_failure": "internal_failure", "mixed": "mixed", "quiet": "no_incident", "outage": "outage",
+        "outage_flood": "ddos", "outage_failure": "internal_failure"}
     assert all(k == v.name and v.description for k, v in SCENARIOS.items())
 
 
@@ -401,3 +402,20 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
 def test_bad_sizes_are_usage_errors(tmp_path: Path, scale: float, hours: float) -> None:
     with pytest.raises(UsageError):
         simulate("quiet", tmp_path, scale=scale, hours=hours)
+
+
+@pytest.mark.parametrize("kind", ["outage", "outage_flood", "outage_failure"])
+def test_an_outage_leaves_the_log_quiet(runs: dict[str, Run], kind: str) -> None:
+    """While the site is down, only the requests in flight as it stopped are logged (fading within a minute or
+    two); traffic is back when it comes back."""
+    run = runs[kind]
+    down, up = next((s, e) for what, s, e in run.truth.incidents[0].phases if what == "outage")
+    minute = timedelta(minutes=1)
+    start = run.truth.incidents[0].start  # (the usual level: before the flood or the failure, if any)
+    before = sum(start - 5 * minute <= r.t < start for r in run.reqs) / 5
+    first = sum(down <= r.t < down + minute for r in run.reqs)
+    late = sum(down + 5 * minute <= r.t < up - timedelta(seconds=1) for r in run.reqs)  # (the truth rounds up)
+    after = sum(up + 10 * minute <= r.t < up + 15 * minute for r in run.reqs) / 5
+    assert first < 0.2 * before
+    assert late <= 2
+    assert after > 0.5 * before

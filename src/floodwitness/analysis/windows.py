@@ -70,7 +70,7 @@ class Baseline:
     volume: np.ndarray         # bool per minute: flagged for volume
 
 
-def _rolling_median(values: np.ndarray, usable: np.ndarray, half: int) -> np.ndarray:
+def rolling_median(values: np.ndarray, usable: np.ndarray, half: int) -> np.ndarray:
     """The median of the usable values within ``half`` minutes of each minute (the overall median where fewer
     than 10 are usable): one pass over the minutes with a sorted window (an insertion and a removal per minute,
     not a sort), so a year of minutes takes a second, with the same values as a median of each window."""
@@ -130,22 +130,25 @@ def latency_anomaly(requests: np.ndarray, p95_time: np.ndarray, expected: np.nda
     return np.asarray(slow & (requests >= 0.3 * expected))
 
 
-def baseline_and_flags(tl: Timeline, policy: WindowPolicy, prior: Prior | None = None) -> Baseline:
+def baseline_and_flags(tl: Timeline, policy: WindowPolicy, prior: Prior | None = None,
+                       exclude: np.ndarray | None = None) -> Baseline:
     """The expected level of each minute and the anomalous minutes. With a ``prior`` (a given baseline range
     outside the analysed period), every minute is held against the prior's typical minute instead of the
-    rolling median of the period itself (which, in logs of the attack alone, is the attack)."""
+    rolling median of the period itself (which, in logs of the attack alone, is the attack). ``exclude``: minutes
+    that never count towards the level (a collapse: the site down is not its usual traffic)."""
     r, e = tl.requests, tl.status_5xx
     n = len(r)
     flagged = volume = np.zeros(n, dtype=bool)
     level = errors = np.zeros(n)
     share, p95 = 0.0, float("nan")
+    skip = np.zeros(n, dtype=bool) if exclude is None else exclude
     for _ in range(policy.iterations):
-        usable = ~flagged
+        usable = ~flagged & ~skip
         if prior is not None:
             level, errors, share = np.full(n, prior.requests), np.full(n, prior.errors), prior.error_share
         else:
-            level = _rolling_median(r, usable, policy.baseline_half_width)
-            errors = _rolling_median(e, usable, policy.baseline_half_width)
+            level = rolling_median(r, usable, policy.baseline_half_width)
+            errors = rolling_median(e, usable, policy.baseline_half_width)
             total = r[usable].sum()
             share = float(e[usable].sum() / total) if total else 0.0
         volume = volume_anomaly(r, level, policy)

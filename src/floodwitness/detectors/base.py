@@ -151,6 +151,8 @@ FINDING_KINDS: dict[str, FindingKind] = {
         weights={"abuse": 2.0, "internal_failure": -2.0, "flash_crowd": -1.0}),
     "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high", section="impact"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high", section="impact"),
+    "traffic_collapse": FindingKind("Requests fell far below the baseline: the site stopped serving its audience",
+                                    "high", section="impact"),
     "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002",
                                 section="clusters", vector=True),
 }

@@ -21,6 +21,7 @@ from floodwitness.render.report_view import (
     incident_label,
     incident_line,
     listed_sources,
+    outage_lines,
 )
 from floodwitness.safe import terminal_safe
 
@@ -142,6 +143,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{md_text(incident_line(inc), line_start=False)}.", ""]
     if view.periods_line:
         out += [md_text(view.periods_line, 1200), ""]
+    out += _outages(report)
     out += _hypotheses(view)
     sources = report.get("sources") or {}
     if sources.get("top"):
@@ -190,6 +192,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += [md_block(ev["query"], "sql"), ""]
     out += _inputs(view)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _outages(report: dict[str, Any]) -> list[str]:
+    """Each incident's outage, and the gaps between log files, in plain sentences."""
+    out = []
+    for inc in report["incidents"]:
+        if inc.get("outage"):
+            out += [f"## Outage ({md_text(inc['id'], line_start=False)}, {md_text(inc['kind'], line_start=False)})", ""]
+            out += [f"- {md_text(text, 1200, line_start=False)}" for text in outage_lines(inc["outage"])] + [""]
+    for gap in report.get("log_gaps") or []:
+        out += [f"Gap in the logs from {md_code(gap['began'])} to {md_code(gap['ended'])}: "
+                f"{md_text(gap['cause_note'], 1200, line_start=False)}", ""]
+    return out
 
 
 def _impact(view: ReportView) -> list[str]:

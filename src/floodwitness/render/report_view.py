@@ -30,6 +30,35 @@ def impact_line(impact: dict[str, Any], share_digits: int = 1) -> str:
     return f"{impact['known_clients_with_errors']:,} of {known:,} known clients got server errors; {failed}"
 
 
+def outage_lines(o: dict[str, Any]) -> list[str]:
+    """An incident's outage (``incidents[].outage``) in plain sentences (each renderer escapes them): when the traffic
+    collapsed and how deep, which networks dropped, what came before, the recovery, and what the logs can tell of its
+    cause."""
+    until = o["ended"] or "the end of the log"
+    lines = [f"traffic collapsed from {o['began']} to {until}: {o['served']:,} requests served where "
+             f"{o['expected']:,} were expected ({o['depth']:.1%} fewer)"]
+    n = o["networks"]
+    if n["total"]:
+        how = {True: "all at once", False: "only some of them", None: "too few to compare"}[n["all_at_once"]]
+        lines[0] += f"; {n['dropped']} of the audience's {n['total']} networks dropped ({how})"
+    b = o["before"]
+    what = {"surge": "a surge", "server_errors": "server errors"}.get(b["what"])
+    lines.append(f"before it: {what} from {b['start']} to {b['end']} ({b['requests']:,} requests where "
+                 f"{b['expected']:,} were expected, {b['server_errors']:,} server errors)" if what else
+                 f"before it: nothing unusual ({b['requests']:,} requests where {b['expected']:,} were expected and "
+                 f"{b['server_errors']:,} server errors from {b['start']} to {b['end']})")
+    rec = o["recovery"]
+    if rec["ended"]:
+        back = f"back to its usual level at {rec['recovered']}" if rec["recovered"] else \
+            "not back to its usual level within the log"
+        surge = rec.get("retry_surge")
+        retry = (f"; a retry surge followed: {surge['requests']:,} requests from {surge['start']} to {surge['end']} "
+                 f"({surge['peak_share']:.1f}x the usual at its peak)" if surge else "; no retry surge followed")
+        lines.append(f"recovery: traffic returned at {rec['ended']}, {back}{retry}")
+    lines.append(o["cause_note"])
+    return lines
+
+
 def incident_attempt(inc: dict[str, Any]) -> bool:
     """Whether an incident is an attack attempt: an attack kind whose impact was measured and found none."""
     impact = inc.get("impact") or {}

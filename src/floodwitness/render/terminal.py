@@ -18,6 +18,7 @@ from floodwitness.render.report_view import (
     incident_label,
     incident_line,
     listed_sources,
+    outage_lines,
     span_warning,
     store_note,
     verdict_headline,
@@ -111,8 +112,16 @@ def _why(console: Console, report: dict[str, Any]) -> None:
 def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
-        _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} req/s "
-                       f"at {inc['peak_second'][11:19]}; {incident_line(inc)}")
+        if inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
+            _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}")
+        else:
+            _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "
+                           f"req/s at {inc['peak_second'][11:19]}; {incident_line(inc)}")
+        for text in outage_lines(inc["outage"]) if inc.get("outage") else []:
+            _line(console, f"    {terminal_safe(text, 1000)}", "yellow")
+    for gap in report.get("log_gaps") or []:
+        note = terminal_safe(gap["cause_note"], 600)
+        _line(console, f"  gap in the logs from {gap['began']} to {gap['ended']}: {note}", "dim")
     if not report["incidents"]:
         _line(console, "  no incident window")
     left_out = report.get("incidents_left_out") or []

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.dataset import Dataset
     from floodwitness.analysis.history import History
+    from floodwitness.analysis.outage import Outage
     from floodwitness.analysis.span import Span
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.analysis.windows import Baseline, Window
@@ -61,12 +62,12 @@ ATTRIBUTION = {
 def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Baseline, history: History,
                  span: Span | None, rules: tuple[Rule, ...], known_clients: pa.Table, results: list[IncidentResult],
                  flags: list[RuleFlags] | None, left_out: list[Window],
-                 periods: tuple[PeriodResult, ...] = ()) -> dict[str, Any]:
+                 periods: tuple[PeriodResult, ...] = (), gaps: list[Outage] | None = None) -> dict[str, Any]:
     """The report of an analysis: its incidents, heaviest first (``known_clients``: the baseline's clients and their
     requests; ``flags``: the sources the rules flagged in a period without an incident, when already found;
     ``left_out``: the incident windows lighter than the ``max_incidents`` analysed in depth, on ``tl``;
     ``periods``: when the logs hold several periods weeks apart, each one's analysis, ``history`` and
-    ``known_clients`` being the main incident's period's)."""
+    ``known_clients`` being the main incident's period's; ``gaps``: collapses that are gaps between log files)."""
     baseline_ranges = list(history.ranges)
     order = sorted(range(len(results)), key=lambda i: -results[i].weight)
     results = [results[i] for i in order]
@@ -107,6 +108,8 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             report["time_span"] = span.to_dict()
         if left_out:
             report["incidents_left_out"] = [_left_out_dict(tl, base, w) for w in left_out]
+        if gaps:
+            report["log_gaps"] = [g.to_dict() for g in gaps]
         if main is not None:
             report["sources"] = _sources(data, main, baseline_ranges)
             report["sources"]["flagged"] = [f.to_dict() for f in main.flags]
@@ -129,6 +132,7 @@ def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
             "until": _iso(options.until) if options.until else None,
             "baseline": [_iso(x) for x in options.baseline] if options.baseline else "auto",
             "window_policy": asdict(options.policy), "blocklist_policy": asdict(options.blocklist_policy),
+            "collapse_policy": asdict(options.collapse),
             "store": str(data.store), "store_is_temporary": data.temporary,
             "geoip": options.geoip, "asn": options.asn, "enrich": options.enrich,
             "fingerprints": list(options.fingerprints)}
@@ -160,7 +164,8 @@ def _incident_dict(r: IncidentResult) -> dict[str, Any]:
             "clients": c.clients, "new_clients": c.new_clients if known else None,
             "volume_minutes": len(r.window.volume_minutes), "error_minutes": len(r.window.error_minutes),
             "attack_minutes": len(r.phases.attack_minutes), "failure_minutes": len(r.phases.failure_minutes),
-            "impact": None if r.impact is None else r.impact.to_dict(), "behaviour": _behaviour(r)}
+            "impact": None if r.impact is None else r.impact.to_dict(), "behaviour": _behaviour(r),
+            "outage": r.outage.to_dict() if r.outage is not None else None}
 
 
 def _behaviour(r: IncidentResult) -> dict[str, Any]:

@@ -21,6 +21,11 @@ REQUIRED = ("schema", "tool", "verdict", "incidents", "findings", "inputs", "tim
 #: sources, each ``{kind, finding, sources, requests}``. The verdict kind ``abuse`` is such behaviour that denied no
 #: service.
 INCIDENT_BEHAVIOUR = ("kind", "sources", "requests", "share", "findings", "summary", "also")
+#: the fields of ``incidents[].outage`` (null when the incident ended in no collapse of traffic) and of each entry of
+#: ``log_gaps`` (present only when a collapse falls exactly between two input files): added for outages (#20)
+OUTAGE_FIELDS = ("began", "ended", "minutes", "served", "expected", "depth", "significance_log10", "burst_size",
+                 "same_time_earlier_days", "networks", "before", "recovery", "log_ends", "file_boundaries", "cause",
+                 "cause_kind", "cause_note", "query", "clock_jump")
 _WRITE_IT = "Give the file written by `floodwitness analyze LOGS --json FILE`."
 
 

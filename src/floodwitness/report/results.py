@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from floodwitness.analysis.collapse import CollapsePolicy
 from floodwitness.analysis.history import HistoryPolicy
 from floodwitness.analysis.impact import ImpactPolicy
 from floodwitness.analysis.phases import suspects
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.history import History
     from floodwitness.analysis.impact import Impact
+    from floodwitness.analysis.outage import Outage
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.windows import Window
     from floodwitness.detectors import Finding
@@ -37,6 +39,7 @@ class AnalyzeOptions:
     detectors: DetectorPolicy = field(default_factory=DetectorPolicy)  # the detectors' thresholds
     history: HistoryPolicy = field(default_factory=HistoryPolicy)
     impact: ImpactPolicy = field(default_factory=ImpactPolicy)  # how far from the usual counts as impact
+    collapse: CollapsePolicy = field(default_factory=CollapsePolicy)  # what makes a fall of traffic an outage
     blocklist_policy: BlocklistPolicy = field(default_factory=BlocklistPolicy)
     max_incidents: int = 5
     #: Propose rate limits and replay the incident through them (attacks only). Off by default: the replay
@@ -81,6 +84,8 @@ class IncidentResult:
     #: the sources that scanned, brute-forced or scraped (``client_ip``, ``requests``, ``behaviour``): an abuse
     #: verdict's attackers
     abusers: pa.Table | None = None
+    #: the collapse of traffic this incident ended in (an outage: the site stopped answering), if any
+    outage: Outage | None = None
 
     @property
     def has_history(self) -> bool:
@@ -91,7 +96,8 @@ class IncidentResult:
 
     @property
     def weight(self) -> float:
-        return self.composition.excess + 10 * float(self.phases.errors.sum())
+        missing = self.outage.missing if self.outage is not None else 0.0
+        return self.composition.excess + 10 * float(self.phases.errors.sum()) + missing
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from floodwitness.analysis.history import (
     whole_period,
 )
 from floodwitness.analysis.impact import Usual, expected_minutes, measure_impact, usual_service
+from floodwitness.analysis.outage import Outage
 from floodwitness.analysis.phases import Phases, analyse_phases
 from floodwitness.analysis.span import Span, auto_span, split_periods
 from floodwitness.analysis.timeline import Timeline, minute_table, minutes_within, per_second, timeline_of
@@ -48,6 +49,7 @@ from floodwitness.engine import memory_guard
 from floodwitness.enrich import Enricher
 from floodwitness.ingest.checks import no_requests_between
 from floodwitness.report.build import build_report
+from floodwitness.report.outages import Collapses, link, outage_incident, settle_collapses, with_verdict
 from floodwitness.report.results import AnalyzeOptions, IncidentResult, PeriodResult
 from floodwitness.verdict import judge_incident, judge_without_history
 
@@ -175,19 +177,20 @@ FLAGGED_SHARE = 0.5
 
 def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History | None, prior: Prior | None,
             user_since: datetime | None, rules: tuple[Rule, ...]
-            ) -> tuple[History, Baseline, list[Window], list[RuleFlags] | None]:
+            ) -> tuple[History, Baseline, list[Window], list[RuleFlags] | None, Collapses]:
     """The history the period is compared with, its baseline and incident windows. Without a given range, the
     minutes outside the windows are the history, unless they are too few, or the period has no window and its
     traffic is mostly an attack tool's (logs of the attack alone, where the rolling level is the attack); then the
     two hours before ``--since``, if it was given and they hold enough. Also the sources the rules flag in a period
     without a window that has enough minutes of history (None otherwise: the report, or the judgment without
-    history, scans them itself, once)."""
+    history, scans them itself, once); and the collapses of its traffic (outages)."""
     base = baseline_and_flags(tl, options.policy, prior)
-    windows = find_windows(tl, base, options.policy)
+    base, windows, collapses = settle_collapses(tl, base, find_windows(tl, base, options.policy), options, prior)
     if given is not None:
-        return given, base, windows, None
-    quiet = baseline_minutes(tl, base, windows)
-    history = auto_history(tl, outside_windows(tl, windows), None, options.history, minutes_to_ranges(tl, quiet))
+        return given, base, windows, None, collapses
+    apart = sorted(windows + collapses.windows(), key=lambda w: w.start_index)  # the collapses are no usual traffic
+    quiet = baseline_minutes(tl, base, apart)
+    history = auto_history(tl, outside_windows(tl, apart), None, options.history, minutes_to_ranges(tl, quiet))
     flags = None
     if not windows and history.sufficient:  # (too little history already: the rules' scan would be the verdict's)
         flags = flag_sources(data, rules, whole_period(tl))
@@ -202,11 +205,11 @@ def _settle(data: Dataset, options: AnalyzeOptions, tl: Timeline, given: History
     before = None if history.sufficient or user_since is None else \
         preceding_history(data, user_since, options.history, tl.has_request_time)
     if before is None:
-        return history, base, windows, flags
+        return history, base, windows, flags, collapses
     history, prior = before  # a slice cut from longer logs: the hours before it are its history
     base = baseline_and_flags(tl, options.policy, prior)
-    windows = find_windows(tl, base, options.policy)
-    return history, base, windows, None
+    base, windows, collapses = settle_collapses(tl, base, find_windows(tl, base, options.policy), options, prior)
+    return history, base, windows, None, collapses
 
 
 @dataclass
@@ -221,6 +224,7 @@ class _Part:
     base: Baseline
     windows: list[Window]
     flags: list[RuleFlags] | None
+    collapses: Collapses  # the collapses of its traffic (outages)
     known: pa.Table | None = None  # the baseline's clients, once measured
     usual: Usual | None = None  # the baseline's service (what impact is held against), once measured
 
@@ -248,26 +252,51 @@ def _shifted(w: Window, offset: int) -> Window:
 
 
 def _incidents(data: Dataset, parts: list[_Part], options: AnalyzeOptions, enricher: Enricher | None,
-               rules: tuple[Rule, ...], stage: Callable[[str], None]) -> tuple[list[IncidentResult], list[Window]]:
+               rules: tuple[Rule, ...], stage: Callable[[str], None]
+               ) -> tuple[list[IncidentResult], list[Window], list[Outage]]:
     """The incidents of every period: the windows of the periods with a history of their own, ranked together by
     weight (:func:`window_weight`), the ``max_incidents`` heaviest analysed in depth wherever they fall in time
-    (the others returned, on the whole timeline); each period without a usable history judged by what its
-    traffic shows by itself (one incident at most, as a log without history is)."""
-    candidates = [(p, w) for p in parts if p.history.sufficient for w in p.windows]
+    (the others returned, on the whole timeline), each with the outage it ended in, if any; the outages no analysed
+    window came before, as incidents of kind ``outage``; each period without a usable history judged by what its
+    traffic shows by itself (one incident at most, as a log without history is). Also the gaps between log files."""
+    linked = {p.index: link(data, p.tl, p.windows, p.collapses, list(p.history.ranges), options)
+              for p in parts if p.history.sufficient}
+    candidates = [(p, w) for p in parts if p.history.sufficient for w in linked[p.index].windows]
     keep = heaviest_of([window_weight(p.tl, p.base, w) for p, w in candidates], options.max_incidents)
     left_out = [_shifted(w, p.offset) for i, (p, w) in enumerate(candidates) if i not in keep]
-    todo: list[tuple[_Part, Window | None]] = [(p, None) for p in parts if not p.history.sufficient and p.tl.minutes]
+    todo: list[tuple[_Part, Window | Outage | None]] = [(p, None) for p in parts
+                                                         if not p.history.sufficient and p.tl.minutes]
     todo += [c for i, c in enumerate(candidates) if i in keep]
-    todo.sort(key=lambda c: (c[0].index, -1 if c[1] is None else c[1].start_index))
+    for p in parts:  # the outages alone, and those whose window was not analysed in depth
+        if p.history.sufficient:
+            orphans = [o for i, (q, w) in enumerate(candidates) if i not in keep and q is p
+                       if (o := linked[p.index].caused.get(id(w))) is not None]
+            todo += [(p, o) for o in linked[p.index].alone + orphans]
+    todo.sort(key=lambda c: (c[0].index, _start(c[1])))
     results: list[IncidentResult] = []
     for n, (part, w) in enumerate(todo):
         stage(f"incident {n + 1}/{len(todo)}")
         shared = _Shared(part.known_clients(data) if w is not None else _NOBODY, enricher, rules,
                          part.usual_service(data) if w is not None else None)
-        found = [_incident(data, part.tl, part.base, w, len(results), list(part.history.ranges), options, shared)] \
-            if w is not None else _without_history(data, part.tl, part.base, shared, options, len(results))
+        ranges = list(part.history.ranges)
+        if isinstance(w, Outage):
+            found = [outage_incident(data, part.tl, part.base, w, len(results), ranges, shared.baseline_clients,
+                                     shared.usual, options)]
+        elif w is not None:
+            found = [_incident(data, part.tl, part.base, w, len(results), ranges, options, shared)]
+            outage = linked[part.index].caused.get(id(w))
+            found = found if outage is None else [with_verdict(found[0], outage)]
+        else:
+            found = _without_history(data, part.tl, part.base, shared, options, len(results))
         results += [replace(r, period=part.index, offset=part.offset) for r in found]
-    return results, left_out
+    return results, left_out, [g for one in linked.values() for g in one.gaps]
+
+
+def _start(item: Window | Outage | None) -> int:
+    """Where an item to analyse starts on its period's timeline (a period judged without history: first)."""
+    if item is None:
+        return -1
+    return item.start_index if isinstance(item, Window) else item.collapse.start_index
 
 
 def _stitched(tl: Timeline, parts: list[_Part], main: _Part) -> Baseline:
@@ -323,7 +352,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
                                                     user_since if n == 0 else None, rules)))
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     try:
-        results, left_out = _incidents(data, parts, options, enricher, rules, stage)
+        results, left_out, gaps = _incidents(data, parts, options, enricher, rules, stage)
     finally:
         if enricher is not None:
             enricher.close()
@@ -334,4 +363,4 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     stage("report")
     return build_report(data, options, tl, _stitched(tl, parts, main), main.history, span, rules, known, results,
                         main.flags if len(parts) == 1 else None, left_out,
-                        tuple(p.summary() for p in parts) if len(parts) > 1 else ())
+                        tuple(p.summary() for p in parts) if len(parts) > 1 else (), gaps)

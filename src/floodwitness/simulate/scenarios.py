@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from floodwitness.simulate import events as ev
 from floodwitness.simulate import incidents as inc
+from floodwitness.simulate import outage
 from floodwitness.simulate.events import Events
 from floodwitness.simulate.server import Failure, Profile, finish, retry_chains
 from floodwitness.simulate.traffic import api_polls, automation, crawlers, humans, probes
@@ -41,6 +42,7 @@ class Plan:
     # (cause, window, sub-phases (what, window), how the peak is measured: "lines" or "errors")
     incidents: list[tuple[str, inc.Window, list[tuple[str, inc.Window]], str]] = field(default_factory=list)
     params: dict[str, float | str] = field(default_factory=dict)
+    down: outage.Down | None = None  # the site stops answering
 
 
 def _plan_mirai(w: World) -> Plan:
@@ -134,6 +136,43 @@ def _plan_mixed(w: World) -> Plan:
                 params={"attack": "mirai" if use_mirai else "cachebust", "order": order, "attack_rps": rate})
 
 
+def _down_params(down: outage.Down, w: World) -> dict[str, float | str]:
+    return {"down_from": rfc3339(w.start_utc + timedelta(seconds=int(down.start))),
+            "down_until": rfc3339(w.start_utc + timedelta(seconds=int(down.end))), "stragglers": down.stragglers,
+            "recovery_ramp_s": down.ramp, "retry_share": down.retry_share}
+
+
+def _plan_outage(w: World) -> Plan:
+    """The site stops answering mid-day for 10-40 minutes, with nothing before it in the log."""
+    rng = w.rng("outage")
+    down = outage.place_down(rng, float(rng.uniform(w.duration / 3, 0.6 * w.duration)), (10.0, 40.0), w.duration)
+    win = inc.Window(down.start, down.end)
+    return Plan(incidents=[("outage", win, [("outage", win)], "start")], params=_down_params(down, w), down=down)
+
+
+def _plan_outage_flood(w: World) -> Plan:
+    """A Mirai-like flood at 3-5x capacity takes the site down after 4-8 minutes; down for 10-30 minutes."""
+    rng = w.rng("outage-flood")
+    flood = inc.place(w, rng, (4.0, 8.0))
+    down = outage.place_down(rng, flood.end, (10.0, 30.0), w.duration)
+    rate = float(rng.uniform(3.0, 5.0)) * w.capacity
+    rows = inc.mirai(w, rng, flood, rate)  # (it may go on: nothing of it reaches the log once the site is down)
+    return Plan(rows=[rows], incidents=[("attack", flood, [("attack", flood), ("outage", inc.Window(
+        down.start, down.end))], "lines")], params=_down_params(down, w) | {"attack_rps": rate}, down=down)
+
+
+def _plan_outage_failure(w: World) -> Plan:
+    """A bad deploy fails for 5-10 minutes, then the server stops answering for 10-30 minutes; it comes back
+    healthy (rolled back while down)."""
+    rng = w.rng("outage-failure")
+    start = float(rng.uniform(w.duration / 3, 0.55 * w.duration))
+    down = outage.place_down(rng, start + float(rng.uniform(5.0, 10.0)) * 60.0, (10.0, 30.0), w.duration)
+    failure = inc.bad_deploy(rng, inc.Window(start, down.start + 1.0), (2.0, 4.0))
+    win = inc.Window(start, down.start)
+    return Plan(failure=failure, incidents=[("failure", win, [("failure", win), ("outage", inc.Window(
+        down.start, down.end))], "errors")], params=_down_params(down, w), down=down)
+
+
 def _plan_quiet(w: World) -> Plan:
     """Nothing happens."""
     return Plan()
@@ -173,6 +212,19 @@ SCENARIOS: dict[str, ScenarioInfo] = {
         "A Mirai-like or cache-busting flood and a failure of our own: either the flood breaks the "
         "application, which stays broken 12-25 minutes after the flood ends, or the application was "
         "already failing when the flood came. API clients retry throughout."),
+    "outage": ScenarioInfo(
+        "outage", "outage",
+        "The site stops answering mid-day for 10-40 minutes with nothing before it in the log (a network-level "
+        "flood, an upstream or power failure): a few requests in flight are still logged, traffic comes back over "
+        "1-10 minutes, and some clients retry at once when it does."),
+    "outage_flood": ScenarioInfo(
+        "outage_flood", "ddos",
+        "A Mirai-like flood at 3-5x capacity takes the site down after 4-8 minutes; nothing is logged for 10-30 "
+        "minutes, then traffic comes back as in `outage`."),
+    "outage_failure": ScenarioInfo(
+        "outage_failure", "internal_failure",
+        "A bad deploy fails for 5-10 minutes (errors and latency), then the server stops answering for 10-30 "
+        "minutes and comes back healthy, as in `outage`."),
     "quiet": ScenarioInfo(
         "quiet", "no_incident",
         "A normal day: people browsing, crawlers, API polling, feed readers, monitors and a few "
@@ -182,7 +234,8 @@ SCENARIOS: dict[str, ScenarioInfo] = {
 _PLANS: dict[str, Callable[[World], Plan]] = {
     "mirai": _plan_mirai, "cachebust": _plan_cachebust, "pulse": _plan_pulse, "dos": _plan_dos,
     "flash_crowd": _plan_flash, "internal_failure": _plan_failure, "mixed": _plan_mixed,
-    "quiet": _plan_quiet,
+    "quiet": _plan_quiet, "outage": _plan_outage, "outage_flood": _plan_outage_flood,
+    "outage_failure": _plan_outage_failure,
 }
 
 _PEOPLE = (ev.HUMAN, ev.SURGE)
@@ -240,28 +293,29 @@ def run(kind: str, outdir: Path, seed: int, scale: float, hours: float) -> Truth
     for name in ("t", "ip", "ua", "meth", "path", "proto", "ref", "tok", "role", "flags"):
         cols[name] = np.concatenate([getattr(rows, name), getattr(reload, name)])
     del rows, reload
-    status = np.concatenate([status, r_status])
-    size = np.concatenate([size, r_size])
-    rt = np.concatenate([rt, r_rt])
-    ut = np.concatenate([ut, r_ut])
+    for name, ours, again in (("status", status, r_status), ("size", size, r_size), ("rt", rt, r_rt),
+                              ("ut", ut, r_ut)):
+        cols[name] = np.concatenate([ours, again])
     keep = np.concatenate([~orphan, np.ones(r_status.shape[0], dtype=bool)])
 
     # nginx logs a request when it completes; the log covers [0, duration).
-    done: npt.NDArray[np.float64] = cols["t"] + rt
+    done: npt.NDArray[np.float64] = cols["t"] + cols["rt"]
+    if plan.down is not None:  # the site stops answering: nothing is logged while it is down
+        cols, keep, done = outage.apply(w.rng("outage"), plan.down, cols, keep, done)
     keep &= done < w.duration
     order = np.flatnonzero(keep)[np.argsort(done[keep], kind="stable")]
 
     local_start = w.start_utc + timedelta(minutes=_tz_minutes(w.tz))
     outdir.mkdir(parents=True, exist_ok=True)
     lines = Lines(t=done, ip=cols["ip"], ua=cols["ua"], meth=cols["meth"], path=cols["path"],
-                  proto=cols["proto"], ref=cols["ref"], tok=cols["tok"], status=status, size=size, rt=rt,
-                  ut=ut)
+                  proto=cols["proto"], ref=cols["ref"], tok=cols["tok"], status=cols["status"], size=cols["size"],
+                  rt=cols["rt"], ut=cols["ut"])
     n_lines = write(outdir / "access.log", lines, order, ips=w.tables.ips, uas=w.tables.uas,
                     paths=w.tables.paths, refs=w.tables.refs, local_start=local_start.replace(tzinfo=None),
                     tz=w.tz, n_sec=w.n_sec)
 
     logged = _Logged(ip=cols["ip"][keep], role=cols["role"][keep], flags=cols["flags"][keep],
-                     arrival=cols["t"][keep], done=done[keep], status=status[keep])
+                     arrival=cols["t"][keep], done=done[keep], status=cols["status"][keep])
     truth = _truth(kind, w, plan, logged, n_lines)
     (outdir / "truth.json").write_text(truth.to_json(), encoding="utf-8")
     return truth
@@ -329,7 +383,7 @@ def _truth(kind: str, w: World, plan: Plan, logged: _Logged, n_lines: int) -> Tr
                   for what, p in planned]
         per_min = lines_per_min if peak_by == "lines" else errors_per_min
         lo, hi = int((start + shift) // 60), int((end + shift) // 60) + 1
-        peak = (lo + int(np.argmax(per_min[lo:hi]))) * 60 - shift
+        peak = start if peak_by == "start" else (lo + int(np.argmax(per_min[lo:hi]))) * 60 - shift
         incidents.append(Incident(
             start=at(start), end=at(np.ceil(end)), peak=at(max(peak, start)), cause=cause,
             phases=tuple((what, at(p.start), at(np.ceil(p.end))) for what, p in phases)))

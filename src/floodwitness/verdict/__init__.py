@@ -27,6 +27,7 @@ HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse")
 __all__ = ["ATTACK_KINDS", "HOSTILE_KINDS", "KINDS", "Hypothesis", "IncidentVerdict", "judge_incident",
            "judge_without_history", "summary_for", "verdict_section"]
 
+
 def _get(findings: Sequence[Finding], kind: str) -> Finding | None:
     return next((f for f in findings if f.kind == kind), None)
 
@@ -282,5 +283,35 @@ def summary_for(kind: str, confidence: float, has_history: bool = True, *, attem
         "internal_failure": "an internal failure (the site's own errors, with its own clients retrying)",
         "mixed": "an attack made worse by an internal failure",
         "no_incident": "no incident: traffic and errors stayed within the baseline",
+        "outage": ("an outage: requests fell far below the baseline with no attack traffic or server errors "
+                   "before it in the access log"),
     }[kind]
     return f"The logs show {text} (confidence {confidence:.0%})."
+
+
+#: an outage's confidence when the log ends during it (a log cut as traffic fell looks the same)
+LOG_ENDS_CONFIDENCE = 0.7
+
+
+def judge_outage(collapse: Finding, *, log_ends: bool, all_at_once: bool | None) -> IncidentVerdict:
+    """The verdict on a collapse that no incident came just before (no surge, no server errors): an ``outage`` whose
+    cause lies outside what an access log records. Its confidence stays below :data:`LOG_ENDS_CONFIDENCE` when the
+    log ends during it."""
+    cite = _cite(collapse)
+    outage = Hypothesis("outage", 3.0, [cite])
+    quiet = Hypothesis("no_incident", -3.0, [], [cite])
+    attack = Hypothesis("ddos", -2.0, [], ["no surge of requests or new sources before the collapse: the access log "
+                                           "shows no attack (a network-level flood would not reach it)"])
+    inside = Hypothesis("internal_failure", -2.0, [], ["no server errors or slow answers before the collapse"])
+    crowd = Hypothesis("flash_crowd", -3.0, [], ["no surge"])
+    if all_at_once:
+        outage.add(1.0, "every network of the audience dropped at once: the server or its network was unreachable")
+    elif all_at_once is False:
+        outage.add(0.5, "only some of the audience's networks dropped: routing, a region or a CDN edge")
+    if log_ends:
+        outage.add(-1.0, "the log ends during the collapse: a log cut as traffic fell would look the same")
+    hypotheses = [outage, quiet, attack, inside, crowd]
+    margin = outage.score - max(h.score for h in hypotheses[1:])
+    confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
+    return IncidentVerdict("outage", min(confidence, LOG_ENDS_CONFIDENCE) if log_ends else confidence,
+                           tuple(hypotheses))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("ddos", "dos", "flash_crowd", "internal_failure", "mixed", "abuse", "no_incident")
+KINDS = ("ddos", "dos", "flash_crowd", "internal_failure", "mixed", "abuse", "no_incident", "outage")
 #: the kinds that name an attack (a flood)
 ATTACK_KINDS = ("ddos", "dos", "mixed")
 #: the kinds that name hostile sources (and carry a blocklist): the floods, and abuse (scan, brute force, scraping)
