@@ -177,7 +177,7 @@ def usual_service(data: Dataset, baseline: list[tuple[datetime, datetime]]) -> U
     aggs: dict[str, Any] = {"n": t.count(), "failed": _failed(t).sum(), "errors": (t.status >= 500).sum()}
     has_rt = data.has_values("request_time")
     if has_rt:
-        aggs["times"] = t.request_time.approx_quantile([0.5, 0.9])
+        aggs["times"] = t.request_time.quantile([0.5, 0.9])
     row = data.engine.ibis.to_pyarrow(t.aggregate(**aggs)).to_pylist()[0]
     n = int(row["n"] or 0)
     times = row.get("times") or [None, None]
@@ -227,7 +227,7 @@ def _minutes(data: Dataset, times: tuple[datetime, datetime], is_person: Any, sl
 def _quantiles(data: Dataset, times: tuple[datetime, datetime], is_person: Any) -> tuple[float, float]:
     t = in_ranges(data.requests, [times])
     t = t.filter(is_person(t) & t.request_time.notnull())
-    row = data.engine.ibis.to_pyarrow(t.aggregate(q=t.request_time.approx_quantile([0.5, 0.9]))).to_pylist()[0]
+    row = data.engine.ibis.to_pyarrow(t.aggregate(q=t.request_time.quantile([0.5, 0.9]))).to_pylist()[0]
     q = row["q"] or [None, None]
     return (float("nan") if q[0] is None else float(q[0]), float("nan") if q[1] is None else float(q[1]))
 

@@ -46,7 +46,8 @@ class FindingKind:
 
     ``weights``: the points a finding of this kind adds to each hypothesis of the verdict (the names of
     ``floodwitness.verdict.HYPOTHESES``: ``attack``, the evidence the flood kinds share; ``flash_crowd``;
-    ``internal_failure``; ``abuse``, the hostile behaviours that are not floods), each cited with the finding.
+    ``internal_failure``; ``abuse``, the hostile behaviours that are not floods; ``no_incident``, what stood out
+    was ordinary: weighed only when a finding speaks for it), each cited with the finding.
     ``counts_when``: (metric, least value) of the finding for it to count at all. ``behaviour``: the hostile
     behaviour it names (``scan``, ``brute_force``, ``scrape``), for the incident's ``behaviour`` and the ``abuse``
     verdict."""
@@ -149,6 +150,10 @@ FINDING_KINDS: dict[str, FindingKind] = {
         "Sources fetched many distinct pages once each, without their assets, at a machine's steady pace", "low",
         section="clusters", behaviour="scrape",
         weights={"abuse": 2.0, "internal_failure": -2.0, "flash_crowd": -1.0}),
+    "people_browsing": FindingKind(
+        "A handful of new visitors browsed like people (pages with their assets and referers, at a person's pace): "
+        "on a quiet site, volume alone", "info", section="audience",
+        weights={"no_incident": 4.0, "attack": -2.0, "flash_crowd": -1.0}),
     "server_errors": FindingKind("Server errors (5xx) far above the baseline", "high", section="impact"),
     "legitimate_impact": FindingKind("Known clients received errors during the incident", "high", section="impact"),
     "traffic_collapse": FindingKind("Requests fell far below the baseline: the site stopped serving its audience",

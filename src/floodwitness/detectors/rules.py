@@ -78,9 +78,11 @@ def familiar_crowd_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> 
     nb, bb = c.new_behaviour, c.baseline_behaviour
     if "path" in c.not_logged:  # "behaved like people" needs their asset requests
         return False
+    # people's behaviour is judged against an audience that loads assets at all (0% against 0% says nothing), and
+    # a crowd is many people: a handful of sources making most of the excess is none
     return c.excess > 0 and c.new_excess_share >= p.crowd_new_share and \
-        c.new_network_excess_share <= p.crowd_new_network_share and \
-        nb.asset_share >= p.crowd_asset_ratio * bb.asset_share
+        c.new_network_excess_share <= p.crowd_new_network_share and bb.asset_share >= p.bot_asset_floor and \
+        nb.asset_share >= p.crowd_asset_ratio * bb.asset_share and c.sources_for_80pct > p.few_sources
 
 
 def bot_behaviour_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:

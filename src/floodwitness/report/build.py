@@ -69,7 +69,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
     ``periods``: when the logs hold several periods weeks apart, each one's analysis, ``history`` and
     ``known_clients`` being the main incident's period's; ``gaps``: collapses that are gaps between log files)."""
     baseline_ranges = list(history.ranges)
-    order = sorted(range(len(results)), key=lambda i: -results[i].weight)
+    order = sorted(range(len(results)), key=lambda i: results[i].rank)
     results = [results[i] for i in order]
     main = results[0] if results else None
     # The blocklist is pure Python (per attacking address): built on a worker thread while this one runs

@@ -99,6 +99,12 @@ class IncidentResult:
         missing = self.outage.missing if self.outage is not None else 0.0
         return self.composition.excess + 10 * float(self.phases.errors.sum()) + missing
 
+    @property
+    def rank(self) -> tuple[bool, float]:
+        """Its place in the report: heaviest first, the windows found ordinary (``no_incident``) after every
+        incident, so the main incident is the heaviest that was one."""
+        return self.verdict.kind == "no_incident", -self.weight
+
 
 @dataclass(frozen=True)
 class PeriodResult:

@@ -357,7 +357,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
         if enricher is not None:
             enricher.close()
     # the report's history and known clients are the main incident's period's (else the busiest period's)
-    main = parts[max(results, key=lambda r: r.weight).period] if results else \
+    main = parts[min(results, key=lambda r: r.rank).period] if results else \
         max(parts, key=lambda p: (p.history.sufficient, float(p.tl.requests.sum())))
     known = main.known if main.known is not None else _NOBODY
     stage("report")

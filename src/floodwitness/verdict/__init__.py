@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: the hypotheses the verdict with history weighs (the flood kinds ddos, dos and mixed share ``attack``); the
 #: finding kinds' ``weights`` name them
-HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse")
+HYPOTHESES = ("attack", "flash_crowd", "internal_failure", "abuse", "no_incident")
 
 __all__ = ["ATTACK_KINDS", "HOSTILE_KINDS", "KINDS", "Hypothesis", "IncidentVerdict", "judge_incident",
            "judge_without_history", "summary_for", "verdict_section"]
@@ -80,6 +80,7 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     failure = _get(findings, "errors_without_surge")
     hypotheses = _final(attack, crowd, inside, few is not None, failure, errors_logged=errors_logged)
     hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses, impact)
+    hypotheses += _ordinary(hyps["no_incident"], impact)
     ranked = sorted(hypotheses, key=lambda h: -h.score)
     best = ranked[0]
     # ddos / dos / mixed (and abuse) share the attack evidence: the winner is judged against the best hypothesis
@@ -91,6 +92,20 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
                  2 * (best.score - max(siblings, default=best.score - 3.0)))
     confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
     return IncidentVerdict(best.kind, confidence, tuple(hypotheses))
+
+
+def _ordinary(quiet: Hypothesis, impact: Impact | None) -> list[Hypothesis]:
+    """The ``no_incident`` hypothesis of a window that stood out, weighed only when a finding speaks for it (a
+    handful of visitors browsing like people): it holds only if the incident denied no one service, as measured."""
+    if not quiet.for_:
+        return []
+    if impact is None or not impact.measured:
+        quiet.add(-2.0, "the service the site's usual clients received could not be measured")
+    elif impact.level != "none":
+        quiet.add(-6.0, f"service impact measured: {impact.summary}")
+    else:
+        quiet.add(1.0, f"no service impact measured: {impact.summary}")
+    return [quiet]
 
 
 #: without history, a verdict rests on the traffic alone: its confidence stays below this
@@ -234,16 +249,20 @@ def verdict_section(v: IncidentVerdict | None, *, minutes: int, has_history: boo
                 "summary": summary_for("no_incident", confidence, has_history), "hypotheses": hyps,
                 "impact": None, "attempt": False}
     ranked = sorted((h.to_dict() for h in v.hypotheses), key=lambda h: -float(h["score"]))  # type: ignore[arg-type]
-    if has_history and incident is not None:
+    if has_history and incident is not None and not any(h.kind == "no_incident" for h in v.hypotheses):
         ranked.append({"kind": "no_incident", "score": -3.0, "for": [],
                        "against": [f"incident from {incident[0]} to {incident[1]} [I1]"]})
     attempt = is_attempt(v.kind, impact)
-    return {"kind": v.kind, "confidence": v.confidence,
-            "summary": summary_for(v.kind, v.confidence, has_history, attempt=attempt, behaviour=behaviour),
+    summary = ORDINARY.format(confidence=v.confidence) if v.kind == "no_incident" else \
+        summary_for(v.kind, v.confidence, has_history, attempt=attempt, behaviour=behaviour)
+    return {"kind": v.kind, "confidence": v.confidence, "summary": summary,
             "hypotheses": ranked,
             "impact": None if impact is None else impact[0], "attempt": attempt}
 
 
+#: the summary when every window that stood out was ordinary (a handful of visitors browsing like people)
+ORDINARY = ("The logs show no incident: what stood out from the baseline came from a handful of visitors browsing "
+            "like people, and no service impact was measured (confidence {confidence:.0%}).")
 #: an attack whose impact was measured and found none is an attempt: what the logs show, in the same words
 _ATTEMPTS = {
     "ddos": "a distributed denial-of-service attempt",
