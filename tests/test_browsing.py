@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from floodwitness.analysis.dataset import open_dataset
-from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.verdict import ATTACK_KINDS
+from tests.helpers import analyse_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,11 +61,7 @@ def _site(path: Path, *, visitors: int = 2, pages_a_minute: int = 8, broken: boo
 
 
 def _analyse(path: Path) -> dict[str, Any]:
-    data = open_dataset([str(path)])
-    try:
-        return analyze(data, AnalyzeOptions())
-    finally:
-        data.close()
+    return analyse_logs(path)
 
 
 def _kinds(report: dict[str, Any], incident: str) -> set[str]:
@@ -115,11 +110,7 @@ def test_almhuette_two_visitors_are_no_incident_and_the_brute_force_stays_main(r
 
 
 def test_honeynet_one_address_is_never_a_flash_crowd(realdata: Path) -> None:
-    data = open_dataset([str(realdata / "honeynet-2004")])
-    try:
-        report = analyze(data, AnalyzeOptions())
-    finally:
-        data.close()
+    report = analyse_logs(realdata / "honeynet-2004")
     crowds = [i for i in report["incidents"] if i["kind"] == "flash_crowd"]
     assert all(i["clients"] > 10 for i in crowds), [(i["id"], i["clients"]) for i in crowds]
     assert not any("familiar_crowd" in _kinds(report, i["id"]) and i["clients"] <= 10 for i in report["incidents"])

@@ -25,9 +25,9 @@ from floodwitness.analysis.tails import (
 )
 from floodwitness.render.markdown import render_markdown
 from floodwitness.render.terminal import print_report
-from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.simulate import simulate
 from floodwitness.verdict import ATTACK_KINDS
+from tests.helpers import analyse_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,11 +69,7 @@ def _site(path: Path, *, overloaded: bool, minutes: int = 120, burst: bool = Tru
 
 
 def _analyse(path: Path) -> dict[str, Any]:
-    data = open_dataset([str(path)])
-    try:
-        return analyze(data, AnalyzeOptions())
-    finally:
-        data.close()
+    return analyse_logs(path)
 
 
 def _terminal(report: dict[str, Any]) -> str:

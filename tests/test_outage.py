@@ -15,31 +15,28 @@ import pytest
 from rich.console import Console
 
 from floodwitness.analysis.collapse import Collapse, poisson_log10_lower_tail
-from floodwitness.analysis.dataset import open_dataset
 from floodwitness.analysis.outage import Networks, Outage, cause_note
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import render_markdown
 from floodwitness.render.terminal import print_report
-from floodwitness.report import AnalyzeOptions, analyze
 from floodwitness.report.contract import OUTAGE_FIELDS
 from floodwitness.simulate import simulate
 from floodwitness.verdict import KINDS
 from tests.conftest import REALDATA
+from tests.helpers import analyse_logs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from floodwitness.report import AnalyzeOptions
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 
 
 def _analyze(paths: list[Path], options: AnalyzeOptions | None = None) -> dict[str, Any]:
-    data = open_dataset([str(p) for p in paths])
-    try:
-        return analyze(data, options)
-    finally:
-        data.close()
+    return analyse_logs(*paths, options=options)
 
 
 def _t(value: str) -> datetime:
