@@ -8,9 +8,13 @@ been called a flash crowd because its /16 was seen before and 0% assets equalled
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+
+from floodwitness.render.terminal import print_report
 from floodwitness.verdict import ATTACK_KINDS
 from tests.helpers import analyse_logs
 
@@ -80,6 +84,9 @@ def test_two_visitors_browsing_on_a_quiet_site_are_no_incident(tmp_path: Path) -
     assert not report["mitigation"]["blocklist"]
     quiet = next(h for h in v["hypotheses"] if h["kind"] == "no_incident")
     assert any("[I1-browsing]" in text for text in quiet["for"])
+    out = io.StringIO()
+    print_report(Console(file=out, width=120, color_system=None), report)
+    assert "I1 no_incident (ordinary traffic), impact none" in out.getvalue()
 
 
 def test_the_same_visit_while_the_site_failed_others_is_not_dismissed(tmp_path: Path) -> None:

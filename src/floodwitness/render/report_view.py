@@ -70,6 +70,8 @@ def incident_label(inc: dict[str, Any]) -> str:
     impact = inc.get("impact") or {}
     level = impact.get("level")
     kind = f"{inc['kind']} attempt" if incident_attempt(inc) else inc["kind"]
+    if kind == "no_incident":  # a window that stood out and was found ordinary (people browsing, no impact)
+        kind = "no_incident (ordinary traffic)"
     if level is None:  # a report written before impacts were measured
         return f"{inc['id']} {kind}"
     if level == "none" and not impact.get("measured"):
