@@ -18,12 +18,12 @@ from floodwitness.detectors import FINDING_KINDS, Finding
 from floodwitness.detectors.abuse_rules import BUNDLED, bundled_behaviours, parse_behaviours
 from floodwitness.detectors.abuse_scan import classify_sources
 from floodwitness.errors import UsageError
-from floodwitness.report import analyze
 from floodwitness.report.contract import INCIDENT_BEHAVIOUR
 from floodwitness.report.results import AnalyzeOptions
 from floodwitness.simulate import simulate
 from floodwitness.verdict import judge_incident
 from floodwitness.verdict.behaviour import denied_service
+from tests.helpers import analyse_logs
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 #: CrowdSec hub case -> the behaviour its expected sources show (the other sources of a case must show none)
@@ -99,11 +99,7 @@ def test_crowdsec_flood_cases_show_no_abuse(realdata_module: Path, case: str) ->
 
 
 def _report(paths: list[Path], **options: Any) -> dict[str, Any]:
-    data = open_dataset([str(p) for p in paths])
-    try:
-        return analyze(data, AnalyzeOptions(**options))
-    finally:
-        data.close()
+    return analyse_logs(*paths, options=AnalyzeOptions(**options))
 
 
 def test_almhuette_brute_force_bursts_are_abuse_not_a_denial_of_service(realdata_module: Path) -> None:

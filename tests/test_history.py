@@ -20,8 +20,9 @@ from floodwitness.errors import UsageError
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import render_markdown
 from floodwitness.render.terminal import print_report
-from floodwitness.report import AnalyzeOptions, analyze
+from floodwitness.report import AnalyzeOptions
 from floodwitness.simulate import Truth, simulate
+from tests.helpers import analyse_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,11 +49,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Truth, Pa
 
 
 def _analyze(store: Path, **options: Any) -> dict[str, Any]:
-    data = open_dataset([str(store)])
-    try:
-        return analyze(data, AnalyzeOptions(**options))
-    finally:
-        data.close()
+    return analyse_logs(store, options=AnalyzeOptions(**options))
 
 
 def _attack_only(truth: Truth, folder: Path, out: Path) -> Path:

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from floodwitness.analysis.dataset import open_dataset
 from floodwitness.render.html import render_html
 from floodwitness.render.markdown import render_markdown
 from floodwitness.render.terminal import print_report
-from floodwitness.report import AnalyzeOptions, analyze
+from floodwitness.report import AnalyzeOptions
 from floodwitness.report.series import FINE_LIMIT, MARGIN, MAX_COARSE_POINTS
+from tests.helpers import analyse_logs
 
 from .test_report_html import _wait, browser  # noqa: F401 - the headless Chromium fixture (skips when absent)
 
@@ -83,11 +83,7 @@ def _when(value: str) -> datetime:
 def half_year(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[datetime]]:
     path = tmp_path_factory.mktemp("long") / "access.log"
     starts = write_long_log(path, 183)
-    data = open_dataset([str(path)])
-    try:
-        return analyze(data, AnalyzeOptions(max_incidents=5)), starts
-    finally:
-        data.close()
+    return analyse_logs(path, options=AnalyzeOptions(max_incidents=5)), starts
 
 
 def _nearest(starts: list[datetime], at: datetime) -> int:
@@ -147,11 +143,7 @@ def two_periods(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
     quiet, busy = folder / "access.log.1", folder / "access.log"
     starts = write_long_log(quiet, 60, ((6, 700, 300, 30),), gaps=((12, 60),))
     starts += write_long_log(busy, 60, ((55, 700, 2000, 80),), seed=8, gaps=((0, 52),), level=8.0)
-    data = open_dataset([str(quiet), str(busy)])
-    try:
-        return analyze(data), starts
-    finally:
-        data.close()
+    return analyse_logs(quiet, busy), starts
 
 
 def test_periods_weeks_apart_each_against_its_own_baseline(two_periods: tuple[dict[str, Any], list[datetime]]
@@ -215,11 +207,7 @@ def test_a_period_too_thin_for_a_baseline_is_judged_by_its_own_traffic(tmp_path:
     flood.write_text("".join(
         f'203.0.113.9 - - [{(when + timedelta(seconds=k * 180 / 6000)).strftime("%d/%b/%Y:%H:%M:%S")} +0000] '
         f'"GET /search?q={k} HTTP/1.1" 200 512 "-" "python-requests/2.31"\n' for k in range(6000)))
-    data = open_dataset([str(ordinary), str(flood)])
-    try:
-        report = analyze(data)
-    finally:
-        data.close()
+    report = analyse_logs(ordinary, flood)
     histories = report["baseline"]["periods"]
     assert [p["sufficient"] for p in histories] == [True, False]
     assert "no usable history" in histories[1]["note"]
@@ -233,11 +221,7 @@ def test_honeynet_whole_folder_in_one_run(realdata: Path) -> None:
     """Six months of a honeypot, three periods weeks apart: one run; the PROPFIND flood of 1 May 2004 (6,152
     requests from 82.82.97.119 in five minutes) is the main incident, a few-source flood from that address."""
     folder = realdata / "honeynet-2004"
-    data = open_dataset([str(folder)])
-    try:
-        report = analyze(data)
-    finally:
-        data.close()
+    report = analyse_logs(folder)
     span = report["time_span"]
     assert len(span["periods"]) == 3 and all(p["analysed"] for p in span["periods"])
     assert span["requests_outside"] == 0 and len(report["baseline"]["periods"]) == 3

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from floodwitness.analysis.dataset import open_dataset
 from floodwitness.detectors import DETECTORS, FINDING_KINDS
 from floodwitness.detectors.base import HISTORY, SECTIONS, DetectorPolicy
 from floodwitness.render.markdown import render_markdown
-from floodwitness.report import AnalyzeOptions, analyze
+from floodwitness.report import AnalyzeOptions
 from floodwitness.simulate import simulate
+from tests.helpers import analyse_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,11 +37,7 @@ def flood(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _analyze(log: Path, **options: Any) -> dict[str, Any]:
-    data = open_dataset([str(log)])
-    try:
-        return analyze(data, AnalyzeOptions(**options))
-    finally:
-        data.close()
+    return analyse_logs(log, options=AnalyzeOptions(**options))
 
 
 def test_sections_and_vectors_come_from_the_registry(flood: Path) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 
-from floodwitness.analysis.composition import busiest_minutes
+from floodwitness.analysis.composition import busiest_minutes, heaviest
 from floodwitness.detectors.base import Context, Finding, detector
 from floodwitness.detectors.evidence import samples, sql_text, window_sql
+from floodwitness.detectors.rules import loads_assets_like_people
 
 
 def _pct(x: float) -> str:
@@ -25,14 +26,12 @@ def _browsing_holds(ctx: Context) -> bool:
     """The window's excess came from a handful of new clients that loaded assets (and sent referers, when logged)
     at the audience's rate or more: the behaviour judged against an audience that loads assets at all."""
     c, p = ctx.composition, ctx.policy
-    nb, bb = c.new_behaviour, c.baseline_behaviour
-    if "path" in c.not_logged or c.excess <= 0 or c.sources_for_80pct > p.few_sources:
+    if c.excess <= 0 or c.sources_for_80pct > p.few_sources or c.new_excess_share < p.crowd_new_share:
         return False
-    if c.new_excess_share < p.crowd_new_share or bb.asset_share < p.bot_asset_floor:
+    if not loads_assets_like_people(c, p):
         return False
-    if nb.asset_share < p.crowd_asset_ratio * bb.asset_share:
-        return False
-    return "referer" in c.not_logged or nb.referer_share >= p.crowd_asset_ratio * bb.referer_share
+    return "referer" in c.not_logged or \
+        c.new_behaviour.referer_share >= p.crowd_asset_ratio * c.baseline_behaviour.referer_share
 
 
 @detector(history="needs")
@@ -44,8 +43,7 @@ def people_browsing(ctx: Context) -> list[Finding]:
     if fast.num_rows:  # a client at a rate no person reaches is no visitor browsing
         return []
     new = c.clients_table.filter(pc.invert(c.clients_table.column("known")))
-    heaviest = new.take(pc.sort_indices(new, [("requests", "descending"), ("client_ip", "ascending")])[:3])
-    top = heaviest.column("client_ip").to_pylist()
+    top = heaviest(new, 3, ["client_ip", "requests"]).column("client_ip").to_pylist()
     nb, bb = c.new_behaviour, c.baseline_behaviour
     referer = "" if "referer" in c.not_logged else \
         f", {_pct(nb.referer_share)} with a referer (baseline {_pct(bb.referer_share)})"

@@ -74,15 +74,19 @@ def known_clients_hold(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bo
     return c.excess > 0 and c.known_excess_share >= p.known_share
 
 
-def familiar_crowd_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+def loads_assets_like_people(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
+    """The new clients requested assets at ``crowd_asset_ratio`` of the audience's rate or more, judged only against
+    an audience that loads assets at all (0% against 0% says nothing) and a log that has paths."""
     nb, bb = c.new_behaviour, c.baseline_behaviour
-    if "path" in c.not_logged:  # "behaved like people" needs their asset requests
-        return False
-    # people's behaviour is judged against an audience that loads assets at all (0% against 0% says nothing), and
+    return "path" not in c.not_logged and bb.asset_share >= p.bot_asset_floor and \
+        nb.asset_share >= p.crowd_asset_ratio * bb.asset_share
+
+
+def familiar_crowd_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
     # a crowd is many people: a handful of sources making most of the excess is none
     return c.excess > 0 and c.new_excess_share >= p.crowd_new_share and \
-        c.new_network_excess_share <= p.crowd_new_network_share and bb.asset_share >= p.bot_asset_floor and \
-        nb.asset_share >= p.crowd_asset_ratio * bb.asset_share and c.sources_for_80pct > p.few_sources
+        c.new_network_excess_share <= p.crowd_new_network_share and loads_assets_like_people(c, p) and \
+        c.sources_for_80pct > p.few_sources
 
 
 def bot_behaviour_holds(c: Composition, p: DetectorPolicy = DEFAULT_POLICY) -> bool:
