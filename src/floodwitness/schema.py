@@ -107,3 +107,40 @@ RAW_SAMPLE_CHARS = 2048
 def column_doc_table() -> list[tuple[str, str, str]]:
     """(name, arrow type, description) for each column: used by docs and `formats --json`."""
     return [(c.name, str(c.type), c.doc) for c in COLUMNS]
+
+
+# --- The normalized flow table (#21): network flows from packet captures, nfdump files and exports, NetFlow/IPFIX.
+
+#: Version of the flow table's column set; bump on any incompatible change.
+FLOW_SCHEMA_VERSION = "floodwitness.flows/1"
+
+#: One row per unidirectional flow (a bidirectional meter's flow is two rows, one per direction with packets).
+FLOW_COLUMNS: tuple[Column, ...] = (
+    Column("start", pa.timestamp("us", tz="UTC"), "First packet of the flow, UTC, microseconds."),
+    Column("end", pa.timestamp("us", tz="UTC"), "Last packet of the flow, UTC (equal to start for one packet)."),
+    Column("src_ip", pa.string(), "Source address (as sent: may be spoofed)."),
+    Column("dst_ip", pa.string(), "Destination address."),
+    Column("ip_family", pa.int8(), "4 or 6."),
+    Column("src_port", pa.int32(), "Source port for TCP/UDP/SCTP; null for protocols without ports, and for IP "
+                                   "fragments after the first (which carry no transport header)."),
+    Column("dst_port", pa.int32(), "Destination port, as src_port (ICMP type*256+code is not stored here)."),
+    Column("proto", pa.int16(), "IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 47 GRE, ...)."),
+    Column("tcp_flags", pa.int16(), "TCP flags seen in the flow, OR-ed (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, "
+                                    "URG 32, ECE 64, CWR 128); null for non-TCP or when the source does not say."),
+    Column("packets", pa.int64(), "Packets, already scaled by the sampling rate."),
+    Column("bytes", pa.int64(), "IP bytes (header included), already scaled by the sampling rate."),
+    Column("sampling", pa.int32(), "N of 1:N packet sampling the counts were scaled by (1: every packet)."),
+    Column("fragments", pa.int64(), "Packets of the flow that were IP fragments (null when the source does not "
+                                    "tell)."),
+    Column("exporter", pa.string(), "Who measured the flow: the exporter's address for NetFlow/IPFIX/nfdump, the "
+                                    "flow meter for a packet capture (e.g. nfstream)."),
+    Column("file_id", pa.int32(), "Index of the input in the store manifest's `flow_inputs`."),
+    Column("record", pa.int64(), "1-based record number in the input (a CSV line, the n-th flow of a capture)."),
+    Column("reject_reason", pa.string(), "Null for parsed records; why the record was rejected otherwise."),
+    Column("raw", pa.string(), "The raw record (truncated) for rejected records; null for parsed ones."),
+)
+
+FLOW_ARROW_SCHEMA = pa.schema([pa.field(c.name, c.type) for c in FLOW_COLUMNS])
+
+#: TCP flag bits as stored in ``tcp_flags``.
+TCP_FLAGS: dict[str, int] = {"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32, "ECE": 64, "CWR": 128}
