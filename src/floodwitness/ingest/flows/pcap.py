@@ -6,13 +6,16 @@ packets, so a capture's flows read like a router's unidirectional NetFlow record
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from floodwitness.schema import FLOW_ARROW_SCHEMA, TCP_FLAGS
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: nfstream's per-direction flag counters, by the flag bit they stand for
 _FLAG_COUNTERS = {"syn": TCP_FLAGS["SYN"], "ack": TCP_FLAGS["ACK"], "rst": TCP_FLAGS["RST"], "fin": TCP_FLAGS["FIN"],
