@@ -39,6 +39,13 @@ class Dataset:
         return table.filter(table.reject_reason.isnull())
 
     @property
+    def flow_parts(self) -> list[str]:
+        """The store's flow table parts (#21: flows from packet captures, nfdump files, NetFlow/IPFIX), [] when the
+        analysis was given no flows."""
+        return [str(self.store / part) if not Path(part).is_absolute() else part
+                for record in getattr(self.manifest, "flow_inputs", []) for part in record.parts]
+
+    @property
     def parquet_glob(self) -> str:
         """What a reproducing query reads (DuckDB syntax)."""
         return str(self.store / REQUESTS / "*.parquet")

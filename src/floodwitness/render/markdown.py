@@ -21,6 +21,7 @@ from floodwitness.render.report_view import (
     incident_label,
     incident_line,
     listed_sources,
+    network_lines,
     outage_lines,
 )
 from floodwitness.safe import terminal_safe
@@ -144,6 +145,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if view.periods_line:
         out += [md_text(view.periods_line, 1200), ""]
     out += _outages(report)
+    out += _network(report)
     out += _hypotheses(view)
     sources = report.get("sources") or {}
     if sources.get("top"):
@@ -192,6 +194,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += [md_block(ev["query"], "sql"), ""]
     out += _inputs(view)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _network(report: dict[str, Any]) -> list[str]:
+    """The flows' view (#21): episodes, vectors, who sent them, and what they mean for each incident."""
+    lines = network_lines(report)
+    if not lines:
+        return []
+    return ["## Network (flows)", ""] + [f"- {md_text(text, 1200, line_start=False)}" for text in lines] + [""]
 
 
 def _outages(report: dict[str, Any]) -> list[str]:

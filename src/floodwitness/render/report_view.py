@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from floodwitness.report.contract import check_report
+from floodwitness.report.network import episode_text, vector_text, who_text
 from floodwitness.verdict import ATTACK_KINDS, HOSTILE_KINDS
 
 #: The impact's errors when the logs have no status field (the report's ``impact.not_logged``).
@@ -56,6 +57,36 @@ def outage_lines(o: dict[str, Any]) -> list[str]:
                  f"({surge['peak_share']:.1f}x the usual at its peak)" if surge else "; no retry surge followed")
         lines.append(f"recovery: traffic returned at {rec['ended']}, {back}{retry}")
     lines.append(o["cause_note"])
+    return lines
+
+
+def network_lines(report: dict[str, Any]) -> list[str]:
+    """The flows' view (the report's ``network``: #21) in plain sentences (each renderer escapes them): what was read,
+    each episode with its vectors and who sent them (reflectors as reflectors, spoofed addresses as spoofed), and
+    what the flows say of each incident. Empty when no flows were given."""
+    network = report.get("network")
+    if not network:
+        return []
+    inputs = network.get("inputs") or []
+    records = sum(int(i.get("records_parsed") or 0) for i in inputs)
+    lines = [f"{len(inputs)} flow input(s), {records:,} flow records read"]
+    episodes = network.get("episodes") or []
+    if not episodes:
+        lines.append("no network-level flood toward the watched addresses")
+    for ep in episodes:
+        tied = f" [{ep['incident']}]" if ep.get("incident") else ""
+        lines.append(f"{ep['id']}{tied}: {episode_text(ep)}")
+        for v in ep.get("vectors") or []:
+            amp = v.get("amplification") or {}
+            factor = f", amplification up to {amp['factor']}x ({amp.get('service')})" if amp.get("factor") else ""
+            lines.append(f"  {vector_text(v)}: {int(v.get('packets') or 0):,} packets "
+                         f"({float(v.get('share') or 0):.0%} of the episode's) from {who_text(v)}{factor}")
+        for note in (ep.get("spoofing") or {}).get("indicators") or []:
+            lines.append(f"  spoofing: {note}")
+    for inc in report.get("incidents") or []:
+        net = inc.get("network")
+        if net and net.get("statement"):
+            lines.append(f"{inc['id']}: {net['statement']}")
     return lines
 
 

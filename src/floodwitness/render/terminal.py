@@ -18,6 +18,7 @@ from floodwitness.render.report_view import (
     incident_label,
     incident_line,
     listed_sources,
+    network_lines,
     outage_lines,
     span_warning,
     store_note,
@@ -73,7 +74,7 @@ def _row(console: Console, head: str, tail: str) -> None:
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
     """The report in 80 columns: verdict, why, timeline, sources, targets, impact, blocklist, evidence, inputs."""
-    for section in (_verdict, _why, _incidents, _sources_section, _targets, _impact, _blocklist, _evidence,
+    for section in (_verdict, _why, _incidents, _network, _sources_section, _targets, _impact, _blocklist, _evidence,
                     _inputs):
         section(console, report)
 
@@ -128,6 +129,15 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
     if left_out:
         _line(console, f"  and {_count(len(left_out), 'lighter incident window')} not analysed in depth "
                        "(incidents_left_out in the JSON)", "dim")
+
+
+def _network(console: Console, report: dict[str, Any]) -> None:
+    lines = network_lines(report)
+    if lines:
+        console.print()
+        _line(console, "Network (flows)", "bold")
+        for text in lines:
+            _line(console, f"  {terminal_safe(text, 1000)}", hang=4)
 
 
 def _sources_section(console: Console, report: dict[str, Any]) -> None:

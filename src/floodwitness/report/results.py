@@ -49,6 +49,8 @@ class AnalyzeOptions:
     asn: str | None = None           # an ASN .mmdb (else the bundled database, AS names only)
     enrich: bool = True              # AS and country levels of the audience model
     fingerprints: tuple[str, ...] = ()  # rule files added to the bundled fingerprints
+    #: the addresses or prefixes the flows are watched for (``--victim``); empty: chosen from the flows (#21)
+    victims: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since >= self.until:

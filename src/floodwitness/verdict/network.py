@@ -1,0 +1,78 @@
+"""The verdict with the network's evidence (#21): an incident the flows explain, or one only the flows show.
+
+Each network finding adds its kind's registry weights (:data:`~floodwitness.detectors.base.FINDING_KINDS`), as the
+access log's findings do. The attack evidence splits into ``ddos`` and ``dos`` by who sent it: spoofed addresses
+and reflectors say nothing of how many machines the attacker used, so only real, unspoofed sources can make a flood
+a ``dos`` (a handful of them) rather than a ``ddos``."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from floodwitness.detectors.base import DEFAULT_POLICY, FINDING_KINDS, Grade
+from floodwitness.verdict.hypothesis import Hypothesis, IncidentVerdict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from floodwitness.detectors.base import Finding
+
+#: the kinds the attack hypothesis stands for
+_ATTACK = ("ddos", "dos", "mixed")
+
+
+def _copy(h: Hypothesis) -> Hypothesis:
+    return Hypothesis(h.kind, h.score, list(h.for_), list(h.against))
+
+
+def _cite(f: Finding) -> str:
+    return f"{f.claim} [{f.id}]"
+
+
+def few_real_sources(findings: Sequence[Finding], few: int = DEFAULT_POLICY.few_sources) -> bool:
+    """Whether the floods came from a handful of real (unspoofed, not reflected) sources."""
+    floods = [f for f in findings if FINDING_KINDS[f.kind].weights.get("attack")]
+    if not floods:
+        return False
+    roles = {str(f.metrics.get("source_role") or "sources") for f in floods}
+    if roles != {"sources"}:
+        return False
+    return max(int(f.metrics.get("sources") or 0) for f in floods) <= few
+
+
+def judge_network(findings: Sequence[Finding], base: IncidentVerdict | None = None) -> IncidentVerdict:
+    """``base`` (the access log's verdict on the incident, when there is one) with the network ``findings`` weighed
+    in; without ``base``, an incident only the flows show, judged by them alone."""
+    if base is not None:
+        hyps = {h.kind: _copy(h) for h in base.hypotheses}
+    else:
+        hyps = {k: Hypothesis(k) for k in ("ddos", "dos", "internal_failure", "no_incident")}
+        hyps["no_incident"].add(1.0, "no network-level flood would leave the flows unremarkable")
+        hyps["internal_failure"].add(-1.0, "no access log given: the servers' own errors cannot be seen")
+    for kind in _ATTACK[:2]:
+        hyps.setdefault(kind, Hypothesis(kind))
+    for f in findings:
+        for name, weight in FINDING_KINDS[f.kind].weights.items():
+            points = weight.high if isinstance(weight, Grade) else float(weight)
+            for target in (_ATTACK if name == "attack" else (name,)):
+                if target in hyps:
+                    hyps[target].add(points, _cite(f))
+    floods = [f for f in findings if FINDING_KINDS[f.kind].weights.get("attack")]
+    if floods:
+        if few_real_sources(floods):
+            hyps["dos"].add(1.0, "the flood came from a handful of real (unspoofed) sources")
+            hyps["ddos"].add(-1.5, "a handful of real sources, not a distributed population")
+        else:
+            hyps["dos"].add(-1.5, "the flood came from many addresses (or spoofed ones, or reflectors)")
+        for kind in ("no_incident", "outage"):
+            if kind in hyps:
+                hyps[kind].add(-3.0, f"the flows show a network-level flood: {_cite(floods[0])}")
+    ranked = sorted(hyps.values(), key=lambda h: -h.score)
+    best = ranked[0]
+    siblings = [h.score for h in ranked[1:] if (h.kind in _ATTACK) == (best.kind in _ATTACK)]
+    others = [h.score for h in ranked[1:] if (h.kind in _ATTACK) != (best.kind in _ATTACK)]
+    margin = min(best.score - max(others, default=best.score - 6.0),
+                 2 * (best.score - max(siblings, default=best.score - 3.0)))
+    confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
+    return IncidentVerdict(best.kind, confidence, tuple(hyps.values()))
