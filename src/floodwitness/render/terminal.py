@@ -113,7 +113,9 @@ def _why(console: Console, report: dict[str, Any]) -> None:
 def _incidents(console: Console, report: dict[str, Any]) -> None:
     _timeline(console, report["timeline"])
     for inc in report["incidents"]:
-        if inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
+        if inc.get("peak_rps") is None:  # seen in the flows only: its network lines say what it was
+            _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, seen in the flows")
+        elif inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}")
         else:
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "

@@ -84,7 +84,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
             "schema": SCHEMA,
             "tool": {"name": "floodwitness", "version": __version__},
             "generated_at": _iso(datetime.now(UTC).replace(tzinfo=None)),
-            "parameters": _parameters(data, options),
+            "parameters": parameters(data, options),
             "inputs": _inputs(data),
             "verdict": verdict_section(None if main is None else main.verdict, minutes=int(tl.in_periods().sum()),
                                        has_history=history.sufficient, behaviour=None if main is None else
@@ -93,7 +93,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
                                        inhuman_per_minute=options.detectors.inhuman_per_minute,
                                        impact=_impact_of(main)),
             "incidents": [_incident_dict(r) for r in results],
-            "findings": [_finding_dict(f) for r in results for f in r.findings],
+            "findings": [finding_dict(f) for r in results for f in r.findings],
             "timeline": timeline_dict(
                 tl, base, baseline_ranges if not periods else [r for p in periods for r in p.history.ranges],
                 first_seen_per_minute(data, tl, options.since, options.until),
@@ -127,7 +127,7 @@ def build_report(data: Dataset, options: AnalyzeOptions, tl: Timeline, base: Bas
     return report
 
 
-def _parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
+def parameters(data: Dataset, options: AnalyzeOptions) -> dict[str, Any]:
     return {"since": _iso(options.since) if options.since else None,
             "until": _iso(options.until) if options.until else None,
             "baseline": [_iso(x) for x in options.baseline] if options.baseline else "auto",
@@ -191,7 +191,8 @@ def _left_out_dict(tl: Timeline, base: Baseline, w: Window) -> dict[str, Any]:
             "note": "lighter than the incidents analysed in depth (their number is capped by max_incidents)"}
 
 
-def _finding_dict(f: Finding) -> dict[str, Any]:
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as the report lists it (``findings[]``)."""
     kind = FINDING_KINDS[f.kind]
     return {"id": f.id, "kind": f.kind, "severity": f.severity, "description": kind.description,
             "section": kind.section, "technique": f.technique, "claim": f.claim, "confidence": f.confidence,
