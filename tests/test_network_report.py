@@ -58,8 +58,12 @@ def test_an_episode_far_from_the_incident_is_not_tied_to_it() -> None:
     assert network["episodes"][0]["incident"] is None
     assert far["network"]["episodes"] == []
     near = outage_incident()
+    near["outage"] |= {"cause": "outside", "cause_kind": None, "cause_note": "flow records are needed"}
+    near["kind"] = "ddos"
     link(network, [near])
     assert network["episodes"][0]["incident"] == "I1"
+    assert near["outage"]["cause"] == "attack" and near["outage"]["cause_kind"] == "ddos"
+    assert "flows show a network-level flood" in near["outage"]["cause_note"]
 
 
 def test_spoofed_sources_and_reflectors_are_never_called_attackers() -> None:

@@ -113,6 +113,12 @@ def link(network: dict[str, Any], incidents: list[dict[str, Any]]) -> None:
     for inc in incidents:
         view = incident_network(inc, network)
         inc["network"] = view
+        outage = inc.get("outage")
+        if view is not None and view["explains_outage"] and outage:
+            # the cause an access log could not see, now seen: the outage's cause is the flood
+            outage.update(cause="attack", cause_kind=inc.get("kind"), cause_note=(
+                "The flows show a network-level flood when the site went silent: the flood's packets never became "
+                f"requests, so the access log could only fall quiet ({view['statement']})."))
         for ep in network.get("episodes") or []:
             if view is not None and ep["id"] in view["episodes"] and ep.get("incident") is None:
                 ep["incident"] = inc["id"]
