@@ -26,7 +26,8 @@ def test_every_kind_has_a_section_and_every_detector_a_history_need() -> None:
     assert set(HISTORY) == set(DETECTORS)
     assert set(HISTORY.values()) <= {"needs", "without", "any"}
     vectors = {name for name, kind in FINDING_KINDS.items() if kind.vector}
-    assert vectors == {"bot_behaviour", "cache_busting", "concentrated_sources", "tool_fingerprint", "inhuman_rate"}
+    assert vectors == {"bot_behaviour", "cache_busting", "concentrated_sources", "tool_fingerprint", "inhuman_rate",
+                       "network_flood", "reflection_amplification", "carpet_bombing"}
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ each takes a :class:`Context` and returns findings. Renderers and the verdict re
 from floodwitness.detectors import rules as _rules  # noqa: F401
 from floodwitness.detectors import abuse as _abuse  # noqa: F401
 from floodwitness.detectors import browsing as _browsing  # noqa: F401
+from floodwitness.detectors import network as _network  # noqa: F401
 # isort: on
 from floodwitness.detectors.base import DETECTORS, FINDING_KINDS, Context, Evidence, Finding, detectors_for
 

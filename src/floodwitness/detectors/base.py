@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from floodwitness.analysis.audience import Audience
     from floodwitness.analysis.composition import Composition
     from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.network_model import NetworkAnalysis
     from floodwitness.analysis.phases import Phases
     from floodwitness.analysis.timeline import Timeline
     from floodwitness.analysis.windows import Baseline
@@ -160,6 +161,24 @@ FINDING_KINDS: dict[str, FindingKind] = {
                                     "high", section="impact"),
     "inhuman_rate": FindingKind("Clients sent requests at a rate no person browsing reaches", "high", "T1499.002",
                                 section="clusters", vector=True),
+    # network level (issue #21): from flow records and packet captures, only when flows were given
+    "network_flood": FindingKind("A network-level flood reached the target (SYN, ACK, RST, UDP, ICMP, GRE or "
+                                 "fragments), named by its flow signature", "high", "T1498.001", section="clusters",
+                                 vector=True, weights={"attack": 3.0, "internal_failure": -2.0,
+                                                       "flash_crowd": -2.0}),
+    "reflection_amplification": FindingKind(
+        "Reflected, amplified UDP answers from misused servers (reflectors) reached the target, which never asked "
+        "them", "high", "T1498.002", section="clusters", vector=True,
+        weights={"attack": 3.0, "internal_failure": -2.0, "flash_crowd": -2.0}),
+    "carpet_bombing": FindingKind("A whole prefix was hit, many hosts moderately each (carpet bombing)", "high",
+                                  "T1498", section="clusters", vector=True,
+                                  weights={"attack": 2.0, "flash_crowd": -1.0}),
+    "spoofed_sources": FindingKind("The flood's source addresses were forged (one packet per source, bogons): "
+                                   "they are not the attacker's hosts", "medium", "T1498", section="clusters",
+                                   weights={"attack": 1.0}),
+    "network_quiet": FindingKind("Flows were given and the network was quiet during the incident: the cause "
+                                 "points inside", "medium", section="impact",
+                                 weights={"internal_failure": 1.0, "attack": -1.0}),
 }
 
 #: the default policy (the one ``watch`` uses)
@@ -230,6 +249,8 @@ class Context:
     policy: DetectorPolicy = DEFAULT_POLICY  # the detectors' thresholds
     #: the window's sources classified by behaviour (scan, brute force, scrape), when the analysis already did
     abuse: AbuseScan | None = None
+    #: the network analysis of the flows given beside the logs (issue #21); None: no flows
+    network: NetworkAnalysis | None = None
 
 
 Detector = Callable[[Context], list[Finding]]
