@@ -98,11 +98,11 @@ class Episode:
 
     @property
     def start(self) -> datetime:
-        return datetime.fromtimestamp(self.start_s, tz=UTC)
+        return datetime.fromtimestamp(self.start_s, tz=UTC).replace(tzinfo=None)  # naive UTC, as every window
 
     @property
     def end(self) -> datetime:
-        return datetime.fromtimestamp(self.end_s + 1, tz=UTC)
+        return datetime.fromtimestamp(self.end_s + 1, tz=UTC).replace(tzinfo=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "target": self.target, "target_hosts": self.target_hosts,

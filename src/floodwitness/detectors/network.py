@@ -3,13 +3,12 @@ findings with evidence (the query that reproduces each count, sample flows as fi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from floodwitness.detectors.base import Evidence, Finding, detector
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from floodwitness.analysis.network_model import Episode, NetworkAnalysis, VectorHit
     from floodwitness.detectors.base import Context
 
@@ -53,12 +52,13 @@ def network_findings(analysis: NetworkAnalysis, window: tuple[datetime, datetime
     one ``network_quiet`` (the network was quiet: the cause points inside). Flows that do not cover the window
     say nothing."""
     prefix = f"I{incident_index + 1}-net"
+    window = (_naive(window[0]), _naive(window[1]))
     overlapping = [e for e in analysis.episodes if e.start < window[1] and e.end > window[0]]
     out = [f for e in overlapping for f in _episode_findings(e, window, prefix)]
     if out or analysis.span is None:
         return out
     first, last = analysis.span
-    if first <= window[0].timestamp() and last + 1 >= window[1].timestamp():
+    if first <= _epoch(window[0]) and last + 1 >= _epoch(window[1]):
         watched = ", ".join(analysis.victims.watched) or "no destination"
         return [Finding(f"{prefix}-quiet", "network_quiet",
                         f"The network was quiet during the incident: {analysis.flows:,} flows cover the window and "
@@ -66,6 +66,15 @@ def network_findings(analysis: NetworkAnalysis, window: tuple[datetime, datetime
                         {"flows": analysis.flows, "episodes": 0}, 0.6,
                         (Evidence("SELECT count(*) FROM flows WHERE reject_reason IS NULL"),))]
     return []
+
+
+def _naive(t: datetime) -> datetime:
+    """``t`` as the naive UTC time every window of the analysis is."""
+    return t if t.tzinfo is None else t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _epoch(t: datetime) -> float:
+    return t.replace(tzinfo=UTC).timestamp()
 
 
 @detector

@@ -49,6 +49,7 @@ from floodwitness.engine import memory_guard
 from floodwitness.enrich import Enricher
 from floodwitness.ingest.checks import no_requests_between
 from floodwitness.report.build import build_report
+from floodwitness.report.flows import flows_only_report, network_of, network_section, outage_explained
 from floodwitness.report.outages import Collapses, link, outage_incident, settle_collapses, with_verdict
 from floodwitness.report.results import AnalyzeOptions, IncidentResult, PeriodResult
 from floodwitness.verdict import judge_incident, judge_without_history
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from floodwitness.analysis.dataset import Dataset
+    from floodwitness.analysis.network import NetworkAnalysis
 
 
 def _refined(data: Dataset, tl: Timeline, base: Baseline, w: Window,
@@ -77,6 +79,7 @@ class _Shared:
     enricher: Enricher | None
     rules: tuple[Rule, ...]
     usual: Usual | None = None  # the baseline's service, what each incident's impact is held against
+    network: NetworkAnalysis | None = None  # the flows' analysis, when flows were given (#21)
 
 
 def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int,
@@ -95,7 +98,7 @@ def _incident(data: Dataset, tl: Timeline, base: Baseline, w: Window, index: int
     audience = audience_of(comp, shared.baseline_clients, shared.enricher)
     ctx = Context(data, tl, base, times, w.volume_minutes, w.error_minutes, comp, index, phases,
                   baseline_ranges=baseline_ranges, audience=audience, rules=shared.rules, rules_scan=scan,
-                  policy=options.detectors, abuse=abuse)
+                  policy=options.detectors, abuse=abuse, network=shared.network)
     findings = [f for fn in detectors_for(True) for f in fn(ctx)]
     # what the incident did to the site's usual clients: measured before the verdict, which may weigh it
     impact = measure_impact(data, times, comp, expected_per_minute=expected_minutes(base.level, tl.start, times),
@@ -131,7 +134,8 @@ def _without_history(data: Dataset, tl: Timeline, base: Baseline, shared: _Share
     policy = options.detectors
     inhuman = busiest_minutes(data, times, policy.inhuman_per_minute)
     ctx = Context(data, tl, base, times, (), (), comp, index, None,
-                  rules=shared.rules, rules_scan=scan, has_history=False, inhuman=inhuman, policy=policy)
+                  rules=shared.rules, rules_scan=scan, has_history=False, inhuman=inhuman, policy=policy,
+                  network=shared.network)
     findings = [f for fn in detectors_for(False) for f in fn(ctx)]
     verdict = judge_without_history(findings, comp.requests)
     if verdict.kind == "no_incident":
@@ -252,7 +256,7 @@ def _shifted(w: Window, offset: int) -> Window:
 
 
 def _incidents(data: Dataset, parts: list[_Part], options: AnalyzeOptions, enricher: Enricher | None,
-               rules: tuple[Rule, ...], stage: Callable[[str], None]
+               rules: tuple[Rule, ...], stage: Callable[[str], None], network: NetworkAnalysis | None = None
                ) -> tuple[list[IncidentResult], list[Window], list[Outage]]:
     """The incidents of every period: the windows of the periods with a history of their own, ranked together by
     weight (:func:`window_weight`), the ``max_incidents`` heaviest analysed in depth wherever they fall in time
@@ -277,7 +281,7 @@ def _incidents(data: Dataset, parts: list[_Part], options: AnalyzeOptions, enric
     for n, (part, w) in enumerate(todo):
         stage(f"incident {n + 1}/{len(todo)}")
         shared = _Shared(part.known_clients(data) if w is not None else _NOBODY, enricher, rules,
-                         part.usual_service(data) if w is not None else None)
+                         part.usual_service(data) if w is not None else None, network)
         ranges = list(part.history.ranges)
         if isinstance(w, Outage):
             found = [outage_incident(data, part.tl, part.base, w, len(results), ranges, shared.baseline_clients,
@@ -338,6 +342,12 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     windows ranked together."""
     options = options or AnalyzeOptions()
     stage = stage or (lambda _name: None)
+    network = None
+    if data.flow_parts:
+        stage("network")
+        network = network_of(data, options)
+        if not data.manifest.inputs and network is not None:  # flows alone, no access log
+            return flows_only_report(data, options, network)
     stage("timeline")
     history, prior = _history(data, options)
     user_since = options.since
@@ -352,7 +362,7 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
                                                     user_since if n == 0 else None, rules)))
     enricher = Enricher(options.geoip, options.asn) if options.enrich else None
     try:
-        results, left_out, gaps = _incidents(data, parts, options, enricher, rules, stage)
+        results, left_out, gaps = _incidents(data, parts, options, enricher, rules, stage, network)
     finally:
         if enricher is not None:
             enricher.close()
@@ -360,7 +370,12 @@ def analyze(data: Dataset, options: AnalyzeOptions | None = None, *,
     main = parts[min(results, key=lambda r: r.rank).period] if results else \
         max(parts, key=lambda p: (p.history.sufficient, float(p.tl.requests.sum())))
     known = main.known if main.known is not None else _NOBODY
+    if network is not None:
+        results = [outage_explained(r, network) for r in results]
     stage("report")
-    return build_report(data, options, tl, _stitched(tl, parts, main), main.history, span, rules, known, results,
+    report = build_report(data, options, tl, _stitched(tl, parts, main), main.history, span, rules, known, results,
                         main.flags if len(parts) == 1 else None, left_out,
                         tuple(p.summary() for p in parts) if len(parts) > 1 else (), gaps)
+    if network is not None:
+        network_section(report, data, network, min(results, key=lambda r: r.rank).verdict if results else None)
+    return report
