@@ -44,9 +44,11 @@ SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
 
 # each flood: a steady base, and a burst started on a whole second while the base runs (the known peak second)
 BASE_COUNT, BASE_INTERVAL = 4000, "u1000"  # ~1,000 pps for ~4 s
-BURST_COUNT, BURST_INTERVAL = 2000, "u300"  # ~2,800 pps for ~0.7 s
+BURST_INTERVAL = "u300"  # ~2,800 pps: the burst is over within its second
 SYN_FLOOD = ("-S", "-p", "80", "--rand-source")
+SYN_BURST = 1000  # peak second ~2,000 packets
 UDP_FLOOD = ("--udp", "-p", "53", "-d", "120")
+UDP_BURST = 2000  # peak second ~3,000: the higher of the two, so one episode holding both has one clear peak
 
 CLIENT_PERIOD = 0.25  # four ordinary requests a second ...
 CLIENT_LIMIT = 240  # ... at most this many ...
@@ -102,6 +104,7 @@ class Flood:
     start: float  # epoch seconds, taken just before hping3 was started
     burst_second: int  # the whole second the burst was started on: the flood's peak second
     sent: int  # packets hping3 says it transmitted (base + burst)
+    planned: int  # the packets asked for with -c
 
 
 @dataclass
@@ -213,19 +216,19 @@ def _transmitted(text: str) -> int:
     return int(match.group(1))
 
 
-def _flood(procs: Processes, ns: str, name: str, kind: tuple[str, ...]) -> Flood:
+def _flood(procs: Processes, ns: str, name: str, kind: tuple[str, ...], burst_count: int) -> Flood:
     hping3 = tool("hping3")
     start = time.time()
     base = procs.start(f"{name}-base", ns, [hping3, "-q", "-n", *kind, "-c", str(BASE_COUNT), "-i", BASE_INTERVAL,
                                             VICTIM], seconds=20)
     burst_second = math.floor(start) + 2  # at least one second into the base, which lasts ~4 s
     sleep_until(burst_second + 0.02)
-    burst = procs.start(f"{name}-burst", ns, [hping3, "-q", "-n", *kind, "-c", str(BURST_COUNT), "-i",
+    burst = procs.start(f"{name}-burst", ns, [hping3, "-q", "-n", *kind, "-c", str(burst_count), "-i",
                                               BURST_INTERVAL, VICTIM], seconds=15)
     for proc in (base, burst):
         proc.wait(25)  # `timeout` ends them well before
     sent = sum(_transmitted(procs.text(n, "out") + procs.text(n)) for n in (f"{name}-base", f"{name}-burst"))
-    return Flood(start=start, burst_second=burst_second, sent=sent)
+    return Flood(start=start, burst_second=burst_second, sent=sent, planned=BASE_COUNT + burst_count)
 
 
 def _delete(ns: str) -> None:
@@ -278,9 +281,9 @@ def build_lab(workdir: Path) -> Iterator[Lab]:
                                                      str(stop_file), str(CLIENT_LIMIT), str(CLIENT_PERIOD),
                                                      str(CLIENT_SECONDS)], seconds=CLIENT_SECONDS + 10)
         time.sleep(3)  # ordinary traffic before
-        syn = _flood(procs, attacker_ns, "syn", SYN_FLOOD)
+        syn = _flood(procs, attacker_ns, "syn", SYN_FLOOD, SYN_BURST)
         time.sleep(4)  # ordinary traffic between
-        udp = _flood(procs, attacker_ns, "udp", UDP_FLOOD)
+        udp = _flood(procs, attacker_ns, "udp", UDP_FLOOD, UDP_BURST)
         time.sleep(3)  # and after
         stop_file.touch()
         client.wait(5)
