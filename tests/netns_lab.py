@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ def pcap_packets(pcap: Path, bpf: str) -> Packets:
 
 @dataclass
 class Flow:
-    start: str
+    start: float  # epoch seconds (nfdump: milliseconds; its CSV: whole seconds)
     src: str
     dst: str
     sport: int
@@ -358,11 +359,11 @@ class Flow:
 def nfdump_flows(nfcapd_dir: Path) -> list[Flow]:
     """Every flow of the nfcapd files, read by nfdump (TCP flags as nfdump's letters, e.g. '......S.')."""
     out = must([tool("nfdump"), "-R", str(nfcapd_dir), "-q", "-N", "-o",
-                "fmt:%ts|%sa|%da|%sp|%dp|%pr|%flg|%ipkt"], timeout=60)
+                "fmt:%tsr|%sa|%da|%sp|%dp|%pr|%flg|%ipkt"], timeout=60)
     flows = []
     for line in out.splitlines():
         start, src, dst, sport, dport, proto, flags, packets = (f.strip() for f in line.split("|"))
-        flows.append(Flow(start, src, dst, int(float(sport)), int(float(dport)), proto, flags, int(packets)))
+        flows.append(Flow(float(start), src, dst, int(float(sport)), int(float(dport)), proto, flags, int(packets)))
     return flows
 
 
@@ -377,6 +378,7 @@ def csv_flows(path: Path) -> tuple[list[Flow], list[str]]:
             trailer = lines[i:]
             break
         f = line.split(",")
-        flows.append(Flow(f[col["ts"]], f[col["sa"]], f[col["da"]], int(f[col["sp"]]), int(f[col["dp"]]),
+        start = datetime.strptime(f[col["ts"]], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()  # TZ=UTC
+        flows.append(Flow(start, f[col["sa"]], f[col["da"]], int(f[col["sp"]]), int(f[col["dp"]]),
                           f[col["pr"]], f[col["flg"]], int(f[col["ipkt"]])))
     return flows, trailer

@@ -121,6 +121,9 @@ def test_the_netflow_export_carries_every_captured_flood_packet(lab: Lab, eviden
         syn = [f for f in rows if f.dst == VICTIM and f.proto == tcp and f.dport == 80 and f.src != CLIENT]
         assert {f.flags for f in syn} == {"......S."}  # bare SYNs, never completed
         assert sum(f.packets for f in syn) == len(evidence.syn.times)
+        # the flows keep the packets' times (softflowd -v 10 -A milli; -v 9 would shift them by its own uptime)
+        assert abs(min(f.start for f in syn) - min(evidence.syn.times)) < (0.01 if rows is flows else 1)
+        assert max(f.start for f in syn) <= max(evidence.syn.times) + 0.001
         flood = [f for f in rows if f.dst == VICTIM and f.proto == udp and f.dport == 53]
         assert {f.src for f in flood} == {ATTACKER}
         assert sum(f.packets for f in flood) == len(evidence.udp.times)
@@ -129,7 +132,7 @@ def test_the_netflow_export_carries_every_captured_flood_packet(lab: Lab, eviden
 # -- floodwitness, through the CLI, against the report's network contract (/work/design21.md) ---------------------
 
 def _has_flows_option() -> bool:
-    analyze = main.commands.get("analyze")  # type: ignore[attr-defined]
+    analyze = main.commands.get("analyze")
     return analyze is not None and any("--flows" in param.opts for param in analyze.params)
 
 
