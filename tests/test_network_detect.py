@@ -214,3 +214,19 @@ def test_parquet_input_and_given_victims(tmp_path: Path) -> None:
     assert sum(result.series.packets) == pytest.approx(n)
     elsewhere = analyze_network(_con(), table, victims=["192.0.2.0/24"])
     assert elsewhere.episodes == () and elsewhere.series.packets == ()
+
+
+def test_one_sender_sweeping_source_ports_is_a_udp_flood_not_reflection() -> None:
+    """hping3 --udp counts its source port up from a random start, through 53, 123, 1900, 3702 ...: those flows
+    look like service answers one by one, but a sender whose packets mostly come from other ports is no reflector
+    (seen in the namespace lab, tests/test_netns_flood.py)."""
+    rng = np.random.default_rng(7)
+    n = 8_000
+    sport = (1000 + np.arange(n)) % 65536  # passes through 1900, 3478, 3702, 5353, 5683
+    flood = flows(n, start=T0 + 100 + np.arange(n) / 1000, src="198.18.21.20", dst="198.18.21.10", proto=17,
+                  sport=sport, dport=53, flags=None, size=28)
+    e = only(analyze_network(_con(), pa.concat_tables([background(rng, "198.18.21.10"), flood])))
+    assert [v["vector"] for v in e["vectors"]] == ["udp_flood"]
+    [v] = e["vectors"]
+    assert (v["packets"], v["sources"], v["source_role"], v["port"], v["port_side"]) == \
+        (n, 1, "sources", 53, "dst")

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 
 
-def _direct_condition(spec: VectorSpec, services: str) -> str:
+def _direct_condition(spec: VectorSpec, services: str, speaker_share: float) -> str:
     if not spec.proto:  # fragments: no ports and fragments counted, or TCP/UDP with both ports 0 (nfdump)
         return ("((f.fragments > 0 AND f.src_port IS NULL AND f.proto NOT IN (1, 58)) "
                 "OR (f.proto IN (6, 17) AND f.src_port = 0 AND f.dst_port = 0))")
@@ -23,8 +23,9 @@ def _direct_condition(spec: VectorSpec, services: str) -> str:
         parts.append(f"(f.tcp_flags & {spec.flags_none}) = 0")
     if spec.connection == "none":
         parts.append("c.a IS NULL")
-    elif spec.connection == "unanswered":
-        parts.append(f"u.a IS NULL AND coalesce(f.src_port, -1) NOT IN ({services})")
+    elif spec.connection == "unanswered":  # a service port counts only from a sender that speaks from it
+        parts.append(f"u.a IS NULL AND (coalesce(f.src_port, -1) NOT IN ({services}) "
+                     f"OR coalesce(r.share, 0) < {speaker_share})")
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -35,11 +36,13 @@ def classify_sql(vectors: Vectors) -> str:
     ports = vectors.by_port()
     services = ", ".join(str(p) for p in sorted(ports))
     refl_case = " ".join(f"WHEN {port} THEN '{key}'" for port, key in sorted(ports.items()))
-    cases = [f"WHEN {_direct_condition(vectors.direct['fragment_flood'], services)} THEN 'fragment_flood'",
+    share = vectors.speaker_share
+    cases = [f"WHEN {_direct_condition(vectors.direct['fragment_flood'], services, share)} THEN 'fragment_flood'",
              f"WHEN f.proto = 17 AND f.src_port IN ({services}) AND (q.first IS NULL OR q.first > f.\"end\") "
+             f"AND r.share >= {share} "
              f"THEN CASE f.src_port {refl_case} END"]
-    cases += [f"WHEN {_direct_condition(spec, services)} THEN '{key}'" for key, spec in vectors.direct.items()
-              if key != "fragment_flood"]
+    cases += [f"WHEN {_direct_condition(spec, services, share)} THEN '{key}'"
+              for key, spec in vectors.direct.items() if key != "fragment_flood"]
     ratio = vectors.nat_size_ratio
     return f"""WITH base AS (SELECT * FROM flows WHERE reject_reason IS NULL),
 tcp_conn AS (SELECT src_ip AS a, dst_ip AS b FROM base WHERE proto = 6 AND (tcp_flags & {ACK}) <> 0
@@ -48,11 +51,18 @@ tcp_conn AS (SELECT src_ip AS a, dst_ip AS b FROM base WHERE proto = 6 AND (tcp_
 udp_back AS (SELECT DISTINCT dst_ip AS a, src_ip AS b FROM base WHERE proto = 17),
 asked AS (SELECT src_ip AS victim, dst_ip AS server, dst_port AS port, min(start) AS first FROM base
           WHERE proto = 17 AND dst_port IN ({services}) GROUP BY ALL),
+udp_pairs AS (SELECT src_ip, dst_ip, sum(packets) AS p FROM base
+              WHERE proto = 17 AND src_port IS NOT NULL AND NOT (src_port = 0 AND dst_port = 0) GROUP BY ALL),
+speaks AS (SELECT b.src_ip, b.dst_ip, b.src_port, sum(b.packets) / any_value(u.p) AS share FROM base b
+           JOIN udp_pairs u ON u.src_ip = b.src_ip AND u.dst_ip = b.dst_ip
+           WHERE b.proto = 17 AND b.src_port IN ({services}) GROUP BY ALL),
 signed AS (SELECT f.*, CASE {' '.join(cases)} END AS vector FROM base f
            LEFT JOIN tcp_conn c ON f.proto = 6 AND c.a = f.src_ip AND c.b = f.dst_ip
            LEFT JOIN udp_back u ON f.proto = 17 AND u.a = f.src_ip AND u.b = f.dst_ip
            LEFT JOIN asked q ON f.proto = 17 AND q.victim = f.dst_ip AND q.server = f.src_ip
-                                AND q.port = f.src_port),
+                                AND q.port = f.src_port
+           LEFT JOIN speaks r ON f.proto = 17 AND r.src_ip = f.src_ip AND r.dst_ip = f.dst_ip
+                                AND r.src_port = f.src_port),
 hit AS (SELECT dst_ip, dst_port, arg_max(vector, p) AS vector, sum(b) / sum(p) AS size FROM
           (SELECT dst_ip, dst_port, vector, sum(packets) AS p, sum(bytes) AS b FROM signed
            WHERE vector LIKE '%\\_reflection' ESCAPE '\\' GROUP BY ALL) GROUP BY ALL),

@@ -79,6 +79,7 @@ class Vectors:
     nat_min_port: int
     nat_size_ratio: float
     nat_how: str
+    speaker_share: float
     bogons: tuple[tuple[int, int], ...]  # IPv4 [low, high] ranges
     private: tuple[tuple[int, int], ...]
 
@@ -130,5 +131,6 @@ def parse_vectors(raw: dict[str, Any]) -> Vectors:
                    int(raw["episode"]["min_baseline_s"]),
                    int(raw["episode"]["series_max_points"]), float(raw["spoofing"]["one_packet_share"]),
                    int(raw["spoofing"]["min_sources"]), float(raw["spoofing"]["bogon_share"]),
-                   int(nat["min_port"]), float(nat["size_ratio"]), nat["how"], _ranges(raw["bogons"]),
+                   int(nat["min_port"]), float(nat["size_ratio"]), nat["how"], float(refl["speaker_share"]),
+                   _ranges(raw["bogons"]),
                    _ranges(raw["private"]))
