@@ -80,7 +80,9 @@ def _protocol(v4: int, v6: int | None = None, action: Action = "discard") -> Bui
 
 
 def _fragments(ep: Episode, v: Vector) -> Draft:
-    return Draft(Match(ep.target, proto=v.proto, fragment=True), "discard")
+    """IPv4 fragments carry the protocol in every piece; an IPv6 fragment after the first shows the fragment
+    header's next header only to some filters, so an IPv6 rule matches every fragment to the target."""
+    return Draft(Match(ep.target, proto=v.proto if ep.target.version == 4 else None, fragment=True), "discard")
 
 
 #: vector key -> how its rule is built. Reflection vectors (``*_reflection``, or any UDP vector keyed by the
@@ -139,18 +141,25 @@ def _refine(view: FlowView, ep: Episode, draft: Draft, options: NetworkOptions) 
             else:
                 notes.append(f"not narrowed by length: only {share:.1%} of the attack's bytes come in packets longer "
                              f"than the legitimate ones ({size} bytes)")
+    if (match, exceptions) != (draft.match, ()):
+        naive = view.effect(draft.match, (), ep.window, (ep.packets, ep.bytes))
+        notes.append(f"without these exceptions and limits the rule would also drop {naive.legit_in_episode.flows:,} "
+                     f"legitimate flows ({naive.legit_in_episode.packets:,} packets) during the episode and "
+                     f"{naive.baseline.flows:,} flows ({naive.baseline.packets:,} packets) to the target outside it")
     return match, exceptions, notes
 
 
-def _rate(view: FlowView | None, match: Match, v: Vector, options: NetworkOptions) -> tuple[int, float]:
-    """The rate limit (packets/s: twice the busiest second of legitimate matching flows, at least the floor) and
-    the expected share of matching packets it drops while the vector runs at its peak."""
-    legit_peak = 0
+def _rate(view: FlowView | None, match: Match, v: Vector, options: NetworkOptions) -> tuple[int, float, float]:
+    """The rate limit (packets/s: twice the busiest second of legitimate matching flows, at least the floor), the
+    expected share of matching packets it drops while the vector runs at its peak, and the share it drops of the
+    matching traffic outside the episodes at their busiest second."""
+    legit_peak = base_peak = 0
     if view is not None:
         legit_peak = view.peak_per_second(pc.and_(view.matches(match), view.legit(match.destination)))
+        base_peak = view.peak_per_second(pc.and_(view.matches(match), view.outside))
     limit = max(options.min_rate_pps, 2 * legit_peak)
     share = max(0.0, 1.0 - limit / v.peak_pps) if v.peak_pps > 0 else 0.0
-    return limit, share
+    return limit, share, max(0.0, 1.0 - limit / base_peak) if base_peak else 0.0
 
 
 def _per_source(view: FlowView, ep: Episode, match: Match, options: NetworkOptions) -> str:
@@ -169,8 +178,9 @@ def _rule_for(view: FlowView | None, ep: Episode, v: Vector, draft: Draft, name:
               options: NetworkOptions) -> NetworkRule:
     match, exceptions, notes = (_refine(view, ep, draft, options) if view is not None
                                 else (draft.match, (), []))
-    rate, share = (_rate(view, match, v, options) if draft.action == "rate-limit" else (None, 1.0))
-    effect = (view.effect(match, exceptions, ep.window, (ep.packets, ep.bytes), share)
+    rate, share, base_share = (_rate(view, match, v, options) if draft.action == "rate-limit"
+                               else (None, 1.0, 1.0))
+    effect = (view.effect(match, exceptions, ep.window, (ep.packets, ep.bytes), share, base_share)
               if view is not None else None)
     if draft.syn:
         notes.insert(0, SYN_COOKIES)

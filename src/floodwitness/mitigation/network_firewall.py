@@ -61,7 +61,7 @@ def _nft_rule(rule: NetworkRule) -> list[str]:
     match = _nft_match(rule.match)
     ip = "ip" if rule.match.family == 4 else "ip6"
     out = comment_lines(rule, "        ")
-    sources = [str(s) for s in rule.exceptions if s.version == rule.match.family]
+    sources = [host_text(s) for s in rule.exceptions if s.version == rule.match.family]
     if sources:
         out.append(f"        {ip} saddr {{ {', '.join(sources)} }} {match} accept")
     if rule.per_source_pps:

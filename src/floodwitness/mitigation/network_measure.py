@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -85,9 +86,27 @@ class Effect:
         return self.baseline_flows_total > 0
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+#: What an address or prefix may look like before ipaddress reads it: no scope id (``fe80::1%eth0`` would carry
+#: any text after the %), no space, nothing else.
+_ADDRESS_TEXT: Final = re.compile(r"^[0-9A-Fa-f:.]{2,45}(?:/[0-9]{1,3})?$")
+
+
+def network_of(value: object) -> IPNetwork | None:
+    """An address (as a host network) or a prefix with no host bits set, or None for anything else."""
+    if not isinstance(value, str) or not _ADDRESS_TEXT.match(value):
+        return None
     try:
-        return ipaddress.ip_address(text)
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return None
+
+
+def address_of(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address written plainly (no prefix length, no scope id), or None."""
+    if not isinstance(value, str) or not _ADDRESS_TEXT.match(value) or "/" in value:
+        return None
+    try:
+        return ipaddress.ip_address(value)
     except ValueError:
         return None
 
@@ -133,7 +152,7 @@ class FlowView:
 
     def _inside(self, column: str, nets: tuple[IPNetwork, ...]) -> pa.Array:
         """Mask of the rows whose ``column`` address lies in one of ``nets`` (a loop over distinct values)."""
-        hits = [v for v in self._values(column) if (a := _address(v)) is not None
+        hits = [v for v in self._values(column) if (a := address_of(v)) is not None
                 and any(a.version == n.version and a in n for n in nets)]
         return pc.fill_null(pc.is_in(getattr(self, column), value_set=pa.array(hits, pa.string())), False)
 
@@ -190,8 +209,9 @@ class FlowView:
                        _sum(self.bytes, mask))
 
     def effect(self, m: Match, exceptions: tuple[IPNetwork, ...], window: tuple[int, int],
-               totals: tuple[int, int], share: float = 1.0) -> Effect:
-        """The rule's effect on one episode (``window``, its ``totals`` packets and bytes) and the baseline."""
+               totals: tuple[int, int], share: float = 1.0, baseline_share: float = 1.0) -> Effect:
+        """The rule's effect on one episode (``window``, its ``totals`` packets and bytes) and the baseline
+        (``share``, ``baseline_share``: what a rate limit drops of the matching packets there)."""
         matched = self.matches(m, exceptions)
         legit = self.legit(m.destination)
         during = self.during(*window)
@@ -199,14 +219,15 @@ class FlowView:
         hit = pc.and_(pc.and_(matched, during), legit)
         base_all = pc.and_(self.to(m.destination), self.outside)
         return Effect(self.traffic(attack).scaled(share), totals[0], totals[1], self.traffic(hit).scaled(share),
-                      self.traffic(pc.and_(matched, self.outside)), self.traffic(base_all).flows, share)
+                      self.traffic(pc.and_(matched, self.outside)).scaled(baseline_share),
+                      self.traffic(base_all).flows, share)
 
     def answered_sources(self, m: Match, limit: int) -> tuple[IPNetwork, ...] | None:
         """The legitimate senders of matching flows (the target's own resolvers, servers it asked), as host
         networks; None when there are more than ``limit`` (too many to list as exceptions)."""
         mask = pc.and_(self.matches(m), self.legit(m.destination))
         found = sorted({a for v in pc.unique(pc.filter(self.src, mask)).to_pylist()
-                        if v is not None and (a := _address(v)) is not None}, key=lambda a: (a.version, a))
+                        if v is not None and (a := address_of(v)) is not None}, key=lambda a: (a.version, a))
         if len(found) > limit:
             return None
         return tuple(ipaddress.ip_network(a) for a in found)

@@ -9,13 +9,13 @@ object (printed back by Python, never the report's text), a port or protocol an 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from floodwitness.errors import UsageError
+from floodwitness.mitigation.network_measure import address_of, network_of
 from floodwitness.mitigation.rules import safe_comment
 
 if TYPE_CHECKING:
@@ -23,32 +23,11 @@ if TYPE_CHECKING:
     from floodwitness.mitigation.protected import ProtectedRanges
     from floodwitness.mitigation.ranges import IPNetwork
 
-#: What an address or prefix may look like before ipaddress reads it (no scope id, no spaces, nothing else).
-_ADDRESS_TEXT: Final = re.compile(r"^[0-9A-Fa-f:.]{2,45}(?:/[0-9]{1,3})?$")
 _NAME: Final = re.compile(r"[^a-z0-9]+")
 FLOWSPEC_MIN_RATE_BYTES: Final = 9600  #: ExaBGP warns that a traffic-rate below this may not work on routers
 SYN_BYTES: Final = 64  #: IP bytes of a SYN (40 to 60 with options), to turn a packet rate into FlowSpec bytes
 
 Action = Literal["discard", "rate-limit", "blackhole"]
-
-
-def network_of(value: object) -> IPNetwork | None:
-    """An address (as a host network) or a prefix with no host bits set, or None for anything else."""
-    if not isinstance(value, str) or not _ADDRESS_TEXT.match(value):
-        return None
-    try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        return None
-
-
-def address_of(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(value, str) or not _ADDRESS_TEXT.match(value) or "/" in value:
-        return None
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
 
 
 def int_in(value: object, lo: int, hi: int) -> int | None:
