@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from floodwitness.errors import UsageError
+from floodwitness.mitigation.apply import MitigateOptions, mitigate_network
 from floodwitness.mitigation.exports import EXPORTERS, ExportContext, render
 from floodwitness.mitigation.network import network_plan
 from floodwitness.mitigation.network_export import NETWORK_EXPORTERS, render_network
@@ -185,6 +186,60 @@ def test_the_allowlist_is_excepted_from_a_rule_that_would_drop_it() -> None:
     rule = _rule(_plan(ntp(), options=options), "n1-ntp-reflection")
     assert [str(n) for n in rule.exceptions] == ["45.1.0.0/25", "192.0.2.123/32"]
     assert rule.effect.stopped.flows == 200 - 127  # 45.1.0.1 to .127 are allowlisted: their answers pass
+
+
+def test_fragment_rule_is_not_measured_on_flows_that_do_not_count_fragments() -> None:
+    s = fragments()
+    rows = [dict(r, fragments=None) for r in s.rows]  # as nfstream's flows: fragments set aside
+    rule = _rule(network_plan([s.episode], table(rows), now=NOW), "n5-fragment-flood")
+    assert rule.effect.unmeasured and "stops 0" not in _text(rule) and "collateral" not in _text(rule)
+    assert "do not count fragments" in _text(rule)
+
+
+def test_mitigate_network_renders_the_report_section_with_a_summary() -> None:
+    s = syn()
+    result = mitigate_network({"episodes": [s.episode]}, table(s.rows), MitigateOptions("nftables-network"))
+    assert "limit rate over 100/second" in result.text
+    assert result.summary[0] == ("n3-syn-flood: rate-limit TCP with SYN without ACK to port 443 to 203.0.113.30: "
+                                 "stops 3,000 of 5,480 packets (54.7%); collateral 24 legitimate flows in the "
+                                 "episode, 0 of 60 flows outside the episodes")
+    assert "no network episodes" in mitigate_network(None, None, MitigateOptions("exabgp-flowspec")).text
+    with pytest.raises(UsageError, match="not a network enforcement point"):
+        mitigate_network({"episodes": []}, None, MitigateOptions("nginx"))
+
+
+# --- real captures (read in place) ---------------------------------------------------------------------------
+
+
+def test_real_spoofed_syn_flood_rate_limit_and_per_source_meter(realdata: Path) -> None:
+    from floodwitness.ingest.flows.pcap import read_pcap
+
+    flows = read_pcap(realdata / "ddos-captures" / "stopddos_syn_flood_spoofed.pcap")
+    vector = {"vector": "syn_flood", "name": "SYN flood", "proto": 6, "port": 25565, "port_side": "dst",
+              "packets": 37841, "bytes": 1513640, "peak_pps": 1598, "sources": 37623, "source_role": "spoofed"}
+    episode = {"id": "N1", "target": "10.10.10.10", "start": "2021-04-28T10:30:21Z", "end": "2021-04-28T10:30:44Z",
+               "packets": 37841, "bytes": 1513640, "vectors": [vector]}
+    plan = network_plan([episode], flows, now=NOW)
+    rule = _rule(plan, "n1-syn-flood")
+    e = rule.effect
+    assert e.share == pytest.approx(1 - 100 / 1598)
+    assert e.stopped.packets == round(37841 * (1 - 100 / 1598))  # every SYN of the capture is the flood's
+    assert (e.legit_in_episode.flows, e.baseline_flows_total) == (0, 0)
+    assert "would drop 0 of 37,841 flood packets" in _text(rule)  # spoofed: no source sends more than 2
+
+
+def test_real_dns_amplification_rule_spares_the_background_traffic_a_blackhole_would_drop(realdata: Path) -> None:
+    from floodwitness.ingest.flows.pcap import read_pcap
+
+    flows = read_pcap(realdata / "ddos-captures" / "stopddos_dns_rrsig_amp_fragmented.pcap")
+    vector = {"vector": "dns_reflection", "name": "DNS reflection", "proto": 17, "port": 53, "port_side": "src",
+              "packets": 543, "bytes": 0, "peak_pps": 100, "sources": 50, "source_role": "reflectors"}
+    episode = {"id": "N1", "target": "10.10.10.10", "start": "2021-09-21T15:45:24Z", "end": "2021-09-21T15:45:54Z",
+               "packets": 0, "bytes": 0, "vectors": [vector]}
+    plan = network_plan([episode], flows, now=NOW)
+    dns_rule, hole = _rule(plan, "n1-dns-reflection"), _rule(plan, "n1-blackhole")
+    assert (dns_rule.effect.stopped.packets, dns_rule.effect.legit_in_episode.flows) == (543, 0)
+    assert (hole.effect.legit_in_episode.flows, hole.effect.legit_in_episode.packets) == (122, 2844)
 
 
 # --- hostile values never reach a configuration ---------------------------------------------------------------

@@ -80,6 +80,7 @@ class Effect:
     baseline: Traffic  #: flows to the target outside every episode the rule would also drop
     baseline_flows_total: int  #: flows to the target outside the episodes (0: collateral cannot be measured there)
     share: float = 1.0
+    unmeasured: str | None = None  #: why the numbers above say nothing (e.g. the flows do not count fragments)
 
     @property
     def baseline_measured(self) -> bool:
@@ -134,6 +135,7 @@ class FlowView:
         self.packets = table["packets"]
         self.bytes = table["bytes"]
         self.fragments = pc.fill_null(table["fragments"], 0)
+        self.fragments_counted = pc.is_valid(table["fragments"])
         self.start = pc.cast(table["start"], pa.int64())
         self.end = pc.cast(table["end"], pa.int64())
         self.mean_size = pc.divide(pc.cast(self.bytes, pa.float64()),
@@ -151,9 +153,13 @@ class FlowView:
         return self._distinct[column]
 
     def _inside(self, column: str, nets: tuple[IPNetwork, ...]) -> pa.Array:
-        """Mask of the rows whose ``column`` address lies in one of ``nets`` (a loop over distinct values)."""
-        hits = [v for v in self._values(column) if (a := address_of(v)) is not None
-                and any(a.version == n.version and a in n for n in nets)]
+        """Mask of the rows whose ``column`` address lies in one of ``nets``: hosts by their canonical text (as the
+        flow readers write addresses), prefixes by a loop over the column's distinct values."""
+        if all(n.num_addresses == 1 for n in nets):
+            hits = [str(n.network_address) for n in nets]
+        else:
+            hits = [v for v in self._values(column) if (a := address_of(v)) is not None
+                    and any(a.version == n.version and a in n for n in nets)]
         return pc.fill_null(pc.is_in(getattr(self, column), value_set=pa.array(hits, pa.string())), False)
 
     def to(self, net: IPNetwork) -> pa.Array:
@@ -218,9 +224,13 @@ class FlowView:
         attack = pc.and_(pc.and_(matched, during), pc.invert(legit))
         hit = pc.and_(pc.and_(matched, during), legit)
         base_all = pc.and_(self.to(m.destination), self.outside)
+        unmeasured = None
+        if m.fragment and not self.traffic(pc.and_(self.to(m.destination), self.fragments_counted)).flows:
+            unmeasured = ("the flows to the target do not count fragments (a packet capture's flow meter sets "
+                          "fragments aside): what a fragment rule stops and costs cannot be measured on them")
         return Effect(self.traffic(attack).scaled(share), totals[0], totals[1], self.traffic(hit).scaled(share),
                       self.traffic(pc.and_(matched, self.outside)).scaled(baseline_share),
-                      self.traffic(base_all).flows, share)
+                      self.traffic(base_all).flows, share, unmeasured)
 
     def answered_sources(self, m: Match, limit: int) -> tuple[IPNetwork, ...] | None:
         """The legitimate senders of matching flows (the target's own resolvers, servers it asked), as host

@@ -41,10 +41,14 @@ def _traffic(t: Traffic) -> str:
     return f"{t.flows:,} flows, {t.packets:,} packets, {t.bytes:,} bytes"
 
 
+def _of(part: int, whole: int, unit: str) -> str:
+    """``5 of the episode's 10 packets (50.0%)``, or ``5 packets`` when the episode's total is not known."""
+    return f"{part:,} of the episode's {whole:,} {unit}{_share(part, whole)}" if whole else f"{part:,} {unit}"
+
+
 def _stops(e: Effect, rule: NetworkRule, v: Vector | None) -> str:
-    text = (f"stops {e.stopped.packets:,} of the episode's {e.episode_packets:,} packets"
-            f"{_share(e.stopped.packets, e.episode_packets)} and {e.stopped.bytes:,} of {e.episode_bytes:,} bytes"
-            f"{_share(e.stopped.bytes, e.episode_bytes)}")
+    text = (f"stops {_of(e.stopped.packets, e.episode_packets, 'packets')} and "
+            f"{_of(e.stopped.bytes, e.episode_bytes, 'bytes')}")
     if rule.action == "rate-limit" and v is not None:
         text += (f" (expected: a limit of {rule.rate_pps:,} packets/s against the vector's peak of {v.peak_pps:,}/s "
                  f"drops {e.share:.1%} of what it matches)")
@@ -72,6 +76,8 @@ def rule_statements(rule: NetworkRule, v: Vector, ep: Episode) -> tuple[str, ...
     if rule.effect is None:
         out.append("what it stops and costs was not measured: no flow table given")
         return tuple(out)
+    if rule.effect.unmeasured:
+        return (*out, rule.effect.unmeasured)
     return (*out, _stops(rule.effect, rule, v), *_costs(rule.effect))
 
 
@@ -84,3 +90,20 @@ def blackhole_statements(rule: NetworkRule, ep: Episode) -> tuple[str, ...]:
     if rule.effect is None:
         return (*out, "what it stops and costs was not measured: no flow table given")
     return (*out, _stops(rule.effect, rule, None), *_costs(rule.effect))
+
+
+def summary_lines(rules: tuple[NetworkRule, ...], notes: tuple[str, ...]) -> list[str]:
+    """One line per rule (what it does, stops and costs) and the notes: what ``mitigate`` prints on stderr."""
+    out = []
+    for rule in rules:
+        line = f"{rule.name}: {rule.action} {describe(rule.match)}"
+        e = rule.effect
+        if e is None or e.unmeasured:
+            out.append(line + (": not measured (no flows)" if e is None else ": not measurable on these flows"))
+            continue
+        outside = (f"{e.baseline.flows:,} of {e.baseline_flows_total:,} flows outside the episodes"
+                   if e.baseline_measured else "outside the episodes not measurable")
+        out.append(f"{line}: stops {e.stopped.packets:,} of {e.episode_packets:,} packets"
+                   f"{_share(e.stopped.packets, e.episode_packets)}; collateral {e.legit_in_episode.flows:,} "
+                   f"legitimate flows in the episode, {outside}")
+    return out + [f"note: {n}" for n in notes]
