@@ -82,6 +82,19 @@ def test_dns_reflection_collateral_is_the_victims_own_lookups_and_they_are_excep
     assert "would also drop 10 legitimate flows (10 packets) during the episode and 20 flows (20 packets)" in _text(rule)
 
 
+def test_exceptions_come_before_the_rule_they_except_in_every_export() -> None:
+    plan = _plan(dns())
+    for target, accept, drop in (("exabgp-flowspec", "route n2-dns-reflection-except-1 ", "route n2-dns-reflection "),
+                                 ("gobgp-flowspec", "source 192.0.2.53/32 protocol 17 source-port ==53 then accept",
+                                  "source-port ==53 then discard"),
+                                 ("nftables-network", "ip saddr { 192.0.2.53, 192.0.2.54 } ip daddr 203.0.113.20",
+                                  "udp sport 53 counter drop"),
+                                 ("iptables-network", "-s 192.0.2.54/32 -d 203.0.113.20/32 -p udp --sport 53 -j ACCEPT",
+                                  "--sport 53 -m comment")):
+        text = render_network(plan, target)
+        assert -1 < text.index(accept) < text.index(drop), target
+
+
 def test_dns_reflection_narrowed_by_packet_length_when_the_resolvers_are_too_many_to_list() -> None:
     rule = _rule(_plan(dns(), options=NetworkOptions(max_exceptions=1)), "n2-dns-reflection")
     assert rule.exceptions == ()

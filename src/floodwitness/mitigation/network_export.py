@@ -121,6 +121,9 @@ def exabgp_flowspec(plan: NetworkPlan | None) -> str:
     """ExaBGP configuration: a neighbor with one FlowSpec route per vector (RFC 8955), exceptions first."""
     rules = plan.filters if plan else ()
     lines = export_header(plan, "FlowSpec rules for ExaBGP", rules)
+    if any(r.exceptions for r in rules):
+        lines.append("# an exception (a route with a source, then accept) is more specific than its rule and takes "
+                     "precedence over it (RFC 8955, section 5.1)")
     if plan is not None and rules:
         body = ["    flow {"]
         for rule in rules:
@@ -186,6 +189,9 @@ def gobgp_flowspec(plan: NetworkPlan | None) -> str:
     lines = [*export_header(plan, "FlowSpec rules for GoBGP", rules),
              "# runs against the local gobgpd (gobgp's defaults); its peers need the ipv4-flowspec/ipv6-flowspec "
              "afi-safis", "set -e"]
+    if any(r.exceptions for r in rules):
+        lines.insert(-1, "# an exception (a route with a source, then accept) is more specific than its rule and "
+                         "takes precedence over it (RFC 8955, section 5.1)")
     for rule in rules:
         family = "ipv4-flowspec" if rule.match.family == 4 else "ipv6-flowspec"
         lines += comment_lines(rule, "")
