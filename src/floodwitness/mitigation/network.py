@@ -136,11 +136,11 @@ def _refine(view: FlowView, ep: Episode, draft: Draft, options: NetworkOptions) 
             share = view.bytes_share_above(match, exceptions, ep.window, size)
             if share >= 0.5:
                 match = replace(match, min_length=size)
-                notes.append(f"only packets longer than {size} bytes, the longest legitimate flow's mean: "
-                             f"{share:.1%} of the attack's bytes are in longer packets")
+                notes.append(f"only packets longer than {size} bytes, the longest mean packet of a legitimate flow: "
+                             f"{share:.1%} of the bytes of the attack are in longer packets")
             else:
-                notes.append(f"not narrowed by length: only {share:.1%} of the attack's bytes come in packets longer "
-                             f"than the legitimate ones ({size} bytes)")
+                notes.append(f"not narrowed by length: only {share:.1%} of the bytes of the attack come in packets "
+                             f"longer than the legitimate ones ({size} bytes)")
     if (match, exceptions) != (draft.match, ()):
         naive = view.effect(draft.match, (), ep.window, (ep.packets, ep.bytes))
         notes.append(f"without these exceptions and limits the rule would also drop {naive.legit_in_episode.flows:,} "
@@ -168,7 +168,7 @@ def _per_source(view: FlowView, ep: Episode, match: Match, options: NetworkOptio
     excess, total, most = view.per_source_excess(mask, allowance)
     if not total:
         return "no SYN of the episode to measure a per-source limit on"
-    return (f"the firewall exports' per-source limit ({options.per_source_pps}/s) would drop {excess:,} of "
+    return (f"the per-source limit of the firewall exports ({options.per_source_pps}/s) would drop {excess:,} of "
             f"{total:,} flood packets ({excess / total:.1%}): the busiest source sent {most:,}"
             + ("; a spoofed flood spreads over sources, so the per-destination limit does the work"
                if excess < total / 2 else ""))

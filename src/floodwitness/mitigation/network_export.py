@@ -187,7 +187,7 @@ def gobgp_flowspec(plan: NetworkPlan | None) -> str:
     """Shell script of `gobgp global rib -a ipv4-flowspec add` commands (a running gobgpd), exceptions first."""
     rules = plan.filters if plan else ()
     lines = [*export_header(plan, "FlowSpec rules for GoBGP", rules),
-             "# runs against the local gobgpd (gobgp's defaults); its peers need the ipv4-flowspec/ipv6-flowspec "
+             "# runs against the local gobgpd (the defaults of gobgp); its peers need the ipv4-flowspec/ipv6-flowspec "
              "afi-safis", "set -e"]
     if any(r.exceptions for r in rules):
         lines.insert(-1, "# an exception (a route with a source, then accept) is more specific than its rule and "

@@ -130,7 +130,7 @@ def iptables_network(plan: NetworkPlan | None) -> str:
     rules = plan.filters if plan else ()
     lines = [*export_header(plan, "network rules for iptables", rules),
              "# the raw table filters before conntrack; with conntrack loaded the kernel reassembles fragments first:",
-             "# for fragment rules prefer the nftables export (priority -450) or the router's FlowSpec", "set -e"]
+             "# for fragment rules prefer the nftables export (priority -450) or FlowSpec on the router", "set -e"]
     for version, tool in ((4, "iptables"), (6, "ip6tables")):
         mine = [(i, r) for i, r in enumerate(rules, 1) if r.match.family == version]
         if not mine:

@@ -226,7 +226,7 @@ class FlowView:
         base_all = pc.and_(self.to(m.destination), self.outside)
         unmeasured = None
         if m.fragment and not self.traffic(pc.and_(self.to(m.destination), self.fragments_counted)).flows:
-            unmeasured = ("the flows to the target do not count fragments (a packet capture's flow meter sets "
+            unmeasured = ("the flows to the target do not count fragments (the flow meter of a packet capture sets "
                           "fragments aside): what a fragment rule stops and costs cannot be measured on them")
         return Effect(self.traffic(attack).scaled(share), totals[0], totals[1], self.traffic(hit).scaled(share),
                       self.traffic(pc.and_(matched, self.outside)).scaled(baseline_share),

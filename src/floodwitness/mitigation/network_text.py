@@ -43,14 +43,14 @@ def _traffic(t: Traffic) -> str:
 
 def _of(part: int, whole: int, unit: str) -> str:
     """``5 of the episode's 10 packets (50.0%)``, or ``5 packets`` when the episode's total is not known."""
-    return f"{part:,} of the episode's {whole:,} {unit}{_share(part, whole)}" if whole else f"{part:,} {unit}"
+    return f"{part:,} of the {whole:,} {unit} of the episode{_share(part, whole)}" if whole else f"{part:,} {unit}"
 
 
 def _stops(e: Effect, rule: NetworkRule, v: Vector | None) -> str:
     text = (f"stops {_of(e.stopped.packets, e.episode_packets, 'packets')} and "
             f"{_of(e.stopped.bytes, e.episode_bytes, 'bytes')}")
     if rule.action == "rate-limit" and v is not None:
-        text += (f" (expected: a limit of {rule.rate_pps:,} packets/s against the vector's peak of {v.peak_pps:,}/s "
+        text += (f" (expected: a limit of {rule.rate_pps:,} packets/s against the peak of the vector, {v.peak_pps:,}/s "
                  f"drops {e.share:.1%} of what it matches)")
     return text
 
@@ -72,7 +72,7 @@ def rule_statements(rule: NetworkRule, v: Vector, ep: Episode) -> tuple[str, ...
     out = [f"episode {ep.id}, {v.name}: {verb} {describe(rule.match)}"]
     if v.source_role == "reflectors":
         out.append(f"the {v.sources:,} reflectors are misused servers answering requests the attacker sent with the "
-                   "target's address spoofed: the rule drops their answers to the target, it blocks no one")
+                   "address of the target spoofed: the rule drops their answers to the target, it blocks no one")
     if rule.effect is None:
         out.append("what it stops and costs was not measured: no flow table given")
         return tuple(out)
@@ -84,9 +84,9 @@ def rule_statements(rule: NetworkRule, v: Vector, ep: Episode) -> tuple[str, ...
 def blackhole_statements(rule: NetworkRule, ep: Episode) -> tuple[str, ...]:
     target = rule.match.destination
     out = [f"LAST RESORT, episode {ep.id}: announces {target} with the BLACKHOLE community (65535:666, RFC 7999) "
-           f"and no-export: routers honouring it drop ALL traffic to {target}, legitimate included. This completes "
-           "the attack's goal for that address (it goes offline); use it only when the flood threatens the rest of "
-           "the network, and withdraw it as soon as the FlowSpec or firewall rules hold"]
+           f"and no-export: routers honouring it drop ALL traffic to {target}, legitimate included",
+           "this completes the goal of the attack for that address (it goes offline): use it only when the flood "
+           "threatens the rest of the network, and withdraw it as soon as the FlowSpec or firewall rules hold"]
     if rule.effect is None:
         return (*out, "what it stops and costs was not measured: no flow table given")
     return (*out, _stops(rule.effect, rule, None), *_costs(rule.effect))
