@@ -144,3 +144,34 @@ def memcached_v6(victim: str = "2001:db8::10", base: datetime = T0 + timedelta(d
     return Scenario(rows, episode("N6", victim, base, (0, 59), rows,
                                   [reflection("memcached_reflection", "memcached reflection", 11211, attack, 40),
                                    frag_vector]))
+
+
+def direct(victim: str = "203.0.113.50", base: datetime = T0 + timedelta(days=6), answers: bool = True) -> Scenario:
+    """Direct floods at one host: ACK and RST floods to port 443, a UDP flood to port 27015, ICMP and GRE floods
+    (20 flows each from 20 sources); 50 completed HTTPS connections of 30 packets over 10 s each in the hour
+    before, answered by the victim; the victim answers the ACK flood with resets (``answers=False``: a one-way
+    export, nothing from the victim)."""
+    kinds = {"ack_flood": (6, 443, 16), "rst_flood": (6, 443, 4), "udp_flood": (17, 27015, None),
+             "icmp_flood": (58 if ":" in victim else 1, None, None), "gre_flood": (47, None, None)}
+    rows: list[dict[str, Any]] = []
+    vectors = []
+    for k, (key, (proto, port, flags)) in enumerate(kinds.items()):
+        attack = [flow(f"45.5.{k}.{i + 1}" if ":" not in victim else f"2001:db8:55:{k}::{i + 1:x}", victim,
+                       None if port is None else 1024 + i, port, at=i, base=base, proto=proto, packets=500, size=60,
+                       flags=flags) for i in range(20)]
+        rows += attack
+        if answers and key == "ack_flood":
+            rows += [flow(victim, r["src_ip"], 443, r["src_port"], at=i + 0.01, base=base, proto=6, size=40, flags=4)
+                     for i, r in enumerate(attack)]
+        vectors.append({"vector": key, "name": key.replace("_", " "), "proto": proto, "port": port,
+                        "port_side": "dst" if port is not None else None, "packets": 10_000, "bytes": 600_000,
+                        "peak_pps": 500, "sources": 20, "source_role": "sources"})
+    client = "198.18.5.{}" if ":" not in victim else "2001:db8:18::{:x}"
+    for i in range(50):
+        start = base + timedelta(seconds=-3000 + i * 20)
+        rows.append(dict(flow(client.format(i + 1), victim, 52000 + i, 443, at=-3000 + i * 20, base=base, proto=6,
+                              packets=30, size=700, flags=HTTPS_FLAGS), end=start + timedelta(seconds=10)))
+        if answers:
+            rows.append(flow(victim, client.format(i + 1), 443, 52000 + i, at=-3000 + i * 20 + 0.01, base=base,
+                             proto=6, packets=40, size=1400, flags=HTTPS_FLAGS))
+    return Scenario(rows, episode("N9", victim, base, (0, 59), rows, vectors))

@@ -23,7 +23,7 @@ from floodwitness.mitigation.network_measure import FlowView, Match
 from floodwitness.mitigation.network_model import BgpSession, Episode, NetworkOptions, NetworkPlan, read_episode
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.rules import plan_rules
-from tests.network_flows import Scenario, carpet, dns, flow, fragments, memcached_v6, ntp, syn, table
+from tests.network_flows import Scenario, carpet, direct, dns, flow, fragments, memcached_v6, ntp, syn, table
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -336,19 +336,51 @@ def _netns() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def every_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every scenario at once (IPv4 and IPv6, exceptions, a length floor, a rate limit, fragments, a prefix)."""
-    out = tmp_path_factory.mktemp("network")
-    plan = _plan(ntp(), dns(), syn(), carpet(), fragments(), memcached_v6())
+def every_plan() -> NetworkPlan:
+    """Every scenario at once: IPv4 and IPv6, exceptions, a length floor, rate limits, fragments, a prefix, and
+    each direct flood (ACK, RST, UDP, ICMP/ICMPv6, GRE)."""
+    plan = _plan(ntp(), dns(), syn(), carpet(), fragments(), memcached_v6(), direct())
     other = dns("203.0.113.21")
     other.episode["id"] = "N7"
-    narrowed = _plan(other, options=NetworkOptions(max_exceptions=1))
-    plan = replace(plan, rules=(*plan.rules, *narrowed.rules))
+    v6 = direct("2001:db8::50")
+    v6.episode["id"] = "N10"
+    more = [_plan(other, options=NetworkOptions(max_exceptions=1)), _plan(v6)]
+    return replace(plan, rules=(*plan.rules, *[r for p in more for r in p.rules]))
+
+
+@pytest.fixture(scope="module")
+def every_export(every_plan: NetworkPlan, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("network")
     paths = {}
     for target in NETWORK_TARGETS:
         paths[target] = out / f"{target}{NETWORK_EXPORTERS[target].suffix}"
-        paths[target].write_text(render_network(plan, target))
+        paths[target].write_text(render_network(every_plan, target))
     return paths
+
+
+def test_direct_floods_get_their_rules_and_rate_limits_from_the_legitimate_rate() -> None:
+    plan = _plan(direct())
+    actions = {r.vector: (r.action, r.match.proto, r.match.dst_port, r.match.flags_all, r.rate_pps)
+               for r in plan.filters}
+    assert actions == {"ack_flood": ("rate-limit", 6, 443, 16, 100), "rst_flood": ("discard", 6, 443, 4, None),
+                       "udp_flood": ("discard", 17, 27015, 0, None), "icmp_flood": ("rate-limit", 1, None, 0, 100),
+                       "gre_flood": ("discard", 47, None, 0, None)}
+    ack = _rule(plan, "n9-ack-flood").effect
+    # the ACK flood's flows are not legitimate (no SYN, nothing answered); the HTTPS connections before are, and
+    # at 3 packets/s at their busiest they stay under the limit: nothing of them is dropped
+    assert (ack.share, ack.stopped.packets, ack.legit_in_episode.flows) == (pytest.approx(0.8), 8000, 0)
+    assert (ack.baseline.flows, ack.baseline_flows_total) == (0, 50)
+    hole = _rule(plan, "n9-blackhole").effect
+    assert (hole.stopped.packets, hole.baseline.flows) == (50_000, 50)
+
+
+def test_one_way_flows_count_every_acknowledging_tcp_flow_as_legitimate_and_say_so() -> None:
+    rule = _rule(_plan(direct(answers=False)), "n9-ack-flood")
+    # without the victim's side an ACK flood cannot be told from established connections: its flows count as
+    # collateral, and the limit follows them (2 x 500 packets/s)
+    assert (rule.rate_pps, rule.effect.legit_in_episode.flows, rule.effect.stopped.packets) == (1000, 0, 0)
+    assert "no answer of it can be seen" in _text(rule)
+    assert "no answer" not in _text(_rule(_plan(direct()), "n9-ack-flood"))
 
 
 def test_exabgp_validates_the_flowspec_and_blackhole_configurations(every_export: dict[str, Path],
@@ -374,7 +406,8 @@ exit $rc
 """
 
 
-def test_gobgp_accepts_every_command_and_holds_every_route(every_export: dict[str, Path], tmp_path: Path) -> None:
+def test_gobgp_accepts_every_command_and_holds_every_route(every_export: dict[str, Path], every_plan: NetworkPlan,
+                                                           tmp_path: Path) -> None:
     gobgpd, gobgp = _need("gobgpd"), _need("gobgp")
     netns = _netns()
     toml = tmp_path / "gobgpd.toml"
@@ -386,8 +419,9 @@ def test_gobgp_accepts_every_command_and_holds_every_route(every_export: dict[st
     assert result.returncode == 0, result.stdout + result.stderr
     commands = sum(line.startswith("gobgp global rib")
                    for target in ("gobgp-flowspec", "gobgp-rtbh") for line in every_export[target].read_text().split("\n"))
-    assert result.stdout.count("*>") == commands == 18  # 12 FlowSpec routes (4 exceptions), 6 host routes
-    assert result.stdout.count("blackhole, no-export") == 6
+    routes = len(every_plan.rules) + sum(len(r.exceptions) for r in every_plan.filters)
+    assert result.stdout.count("*>") == commands == routes
+    assert result.stdout.count("blackhole, no-export") == len(every_plan.blackholes) == 8
 
 
 def test_nft_accepts_the_network_ruleset(every_export: dict[str, Path]) -> None:
@@ -396,7 +430,8 @@ def test_nft_accepts_the_network_ruleset(every_export: dict[str, Path]) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_iptables_restore_accepts_the_raw_table_rules(every_export: dict[str, Path], tmp_path: Path) -> None:
+def test_iptables_restore_accepts_the_raw_table_rules(every_export: dict[str, Path], every_plan: NetworkPlan,
+                                                     tmp_path: Path) -> None:
     text = every_export["iptables-network"].read_text()
     assert _run(["sh", "-n", str(every_export["iptables-network"])]).returncode == 0
     bodies = dict(re.findall(r"(ip6?tables)-restore --noflush <<'FLOODWITNESS_RULES'\n(.*?)\nFLOODWITNESS_RULES",
@@ -409,4 +444,4 @@ def test_iptables_restore_accepts_the_raw_table_rules(every_export: dict[str, Pa
         rules.write_text(body + "\n")
         result = _run([*netns, restore, "--test", str(rules)])
         assert result.returncode == 0, tool + ": " + result.stderr
-    assert text.count("-j DROP") == 9  # one per rule (8), and the SYN rule's per-source meter
+    assert text.count("-j DROP") == len(every_plan.filters) + 1  # one per rule, and the SYN rule's per-source meter

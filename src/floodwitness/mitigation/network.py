@@ -45,6 +45,9 @@ RST, FIN = 4, 1
 SYN_COOKIES: Final = ("enable SYN cookies on the target (sysctl -w net.ipv4.tcp_syncookies=1): the kernel then "
                       "answers a SYN flood without keeping state for it, at no cost to legitimate clients")
 
+ONE_WAY: Final = ("the flows hold no traffic from the target, so no answer of it can be seen: every TCP flow that "
+                  "acknowledges something counts as legitimate (an ACK flood would count as collateral)")
+
 
 @dataclass(frozen=True)
 class Draft:
@@ -150,13 +153,15 @@ def _refine(view: FlowView, ep: Episode, draft: Draft, options: NetworkOptions) 
 
 
 def _rate(view: FlowView | None, match: Match, v: Vector, options: NetworkOptions) -> tuple[int, float, float]:
-    """The rate limit (packets/s: twice the busiest second of legitimate matching flows, at least the floor), the
+    """The rate limit (packets/s: twice the busiest second of legitimate matching traffic, at least the floor), the
     expected share of matching packets it drops while the vector runs at its peak, and the share it drops of the
     matching traffic outside the episodes at their busiest second."""
     legit_peak = base_peak = 0
     if view is not None:
-        legit_peak = view.peak_per_second(pc.and_(view.matches(match), view.legit(match.destination)))
-        base_peak = view.peak_per_second(pc.and_(view.matches(match), view.outside))
+        by_packets = match.flags_all != SYN  # one SYN per connection: count connections; otherwise packets
+        legit_peak = view.peak_per_second(pc.and_(view.matches(match), view.legit(match.destination)),
+                                          packets=by_packets)
+        base_peak = view.peak_per_second(pc.and_(view.matches(match), view.outside), packets=by_packets)
     limit = max(options.min_rate_pps, 2 * legit_peak)
     share = max(0.0, 1.0 - limit / v.peak_pps) if v.peak_pps > 0 else 0.0
     return limit, share, max(0.0, 1.0 - limit / base_peak) if base_peak else 0.0
@@ -182,6 +187,8 @@ def _rule_for(view: FlowView | None, ep: Episode, v: Vector, draft: Draft, name:
                                else (None, 1.0, 1.0))
     effect = (view.effect(match, exceptions, ep.window, (ep.packets, ep.bytes), share, base_share)
               if view is not None else None)
+    if view is not None and draft.match.proto == 6 and view.one_way(ep.target):
+        notes.append(ONE_WAY)
     if draft.syn:
         notes.insert(0, SYN_COOKIES)
         if view is not None:

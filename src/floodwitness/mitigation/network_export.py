@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 TABLE: Final = "floodwitness_net"
 CHAIN: Final = "FLOODWITNESS_NET"
-_EXA_PROTO: Final = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmp"}
+_EXA_PROTO: Final = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre"}  # others (58: ICMPv6) as =N
 _EXA_FLAGS: Final = {1: "fin", 2: "syn", 4: "rst", 8: "push", 16: "ack", 32: "urgent"}
 _GO_FLAGS: Final = {1: "F", 2: "S", 4: "R", 8: "P", 16: "A", 32: "U", 64: "E", 128: "C"}
 PlanRenderer = Callable[["NetworkPlan | None"], str]

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -173,19 +174,33 @@ class FlowView:
     def during(self, lo: int, hi: int) -> pa.Array:
         return pc.and_(pc.less(self.start, hi), pc.greater_equal(self.end, lo))
 
+    def one_way(self, target: IPNetwork) -> bool:
+        """Whether the flows hold no traffic from ``target`` (an edge router's ingress export, a one-way tap)."""
+        return not pc.any(self._inside("src", (target,))).as_py()
+
     def legit(self, target: IPNetwork) -> pa.Array:
         """Flows to ``target`` that are legitimate by their own evidence (see the module's docstring)."""
         if target in self._legit:
             return self._legit[target]
-        sent = self._inside("src", (target,))
-        keys_sent = pc.unique(pc.filter(pc.binary_join_element_wise(self.dst, pc.cast(self.dport, pa.string()), "|"),
-                                        sent)).drop_null()
+        # what the target sent, keyed by (address, port, protocol); in TCP only what acknowledges something (the
+        # resets a host sends back to stray ACKs carry no ACK)
+        tcp = pc.equal(self.proto, 6)
+        acked = pc.not_equal(pc.bit_wise_and(self.flags, ACK), 0)
+        sent = pc.and_(self._inside("src", (target,)), pc.or_(pc.invert(tcp), acked))
+        proto = pc.cast(self.proto, pa.string())
+        keys_sent = pc.unique(pc.filter(pc.binary_join_element_wise(
+            self.dst, pc.cast(self.dport, pa.string()), proto, "|"), sent)).drop_null()
         hosts_sent = pc.unique(pc.filter(self.dst, sent))
-        key = pc.binary_join_element_wise(self.src, pc.cast(self.sport, pa.string()), "|")
+        key = pc.binary_join_element_wise(self.src, pc.cast(self.sport, pa.string()), proto, "|")
         solicited = pc.fill_null(pc.is_in(key, value_set=keys_sent), False)
         by_host = pc.and_(pc.is_null(self.sport), pc.is_in(self.src, value_set=hosts_sent))
-        tcp = pc.equal(self.proto, 6)
-        completed = pc.and_(tcp, pc.not_equal(pc.bit_wise_and(self.flags, ACK), 0))
+        # TCP: the sender acknowledged, and either opened the connection (SYN) or the target answers it (a flow
+        # record cut from a long connection has no SYN); spoofed SYNs never ACK, an ACK flood is answered by resets
+        opened = pc.not_equal(pc.bit_wise_and(self.flags, SYN), 0)
+        if self.one_way(target):  # no answer can be seen: every TCP flow that acknowledges counts (the safe side)
+            completed = pc.and_(tcp, acked)
+        else:
+            completed = pc.and_(tcp, pc.and_(acked, pc.or_(opened, solicited)))
         answered = pc.and_(pc.invert(tcp), pc.or_(solicited, by_host))
         mask = pc.fill_null(pc.and_(self.to(target), pc.or_(completed, answered)), False)
         self._legit[target] = mask
@@ -257,13 +272,20 @@ class FlowView:
         above = _sum(self.bytes, pc.and_(attack, pc.greater(self.mean_size, float(size))))
         return above / total if total else 0.0
 
-    def peak_per_second(self, mask: pa.Array) -> int:
-        """The most flows of ``mask`` starting in one second."""
-        seconds = pc.filter(pc.divide(self.start, 1_000_000), mask)
-        if len(seconds) == 0:
+    def peak_per_second(self, mask: pa.Array, *, packets: bool = False) -> int:
+        """The most flows of ``mask`` starting in one second, or (``packets``) the most packets in one second, each
+        flow's packets spread evenly over the seconds it lasted (a sweep over the flows' starts and ends)."""
+        first = pc.filter(pc.divide(self.start, 1_000_000), mask).to_numpy()
+        if not len(first):
             return 0
-        counts = pc.value_counts(seconds).field("counts")
-        return int(pc.max(counts).as_py() or 0)
+        if not packets:
+            return int(np.unique(first, return_counts=True)[1].max())
+        last = pc.filter(pc.divide(self.end, 1_000_000), mask).to_numpy()
+        rate = pc.filter(self.packets, mask).to_numpy() / (last - first + 1)
+        points = np.concatenate([first, last + 1])
+        deltas = np.concatenate([rate, -rate])
+        order = np.lexsort((deltas, points))  # within one second, flows ending before flows starting
+        return math.ceil(float(np.cumsum(deltas[order]).max()))
 
     def per_source_excess(self, mask: pa.Array, allowance: int) -> tuple[int, int, int]:
         """Packets a per-source limit of ``allowance`` packets over the window would drop, the total packets,
