@@ -6,10 +6,13 @@ columns (the only Python loops run over *distinct* addresses, never over flows):
 
 * what the rule **stops** of an episode: the matching flows to the target during the episode that are not
   legitimate;
-* what it **costs**: the matching legitimate flows during the episode (answers the target asked for: a flow
-  from ``(src, sport)`` after the target sent one to that ``(address, port)``; TCP flows whose sender
-  completed a handshake, i.e. sent an ACK; fragments from a host the target sent to), and the matching flows
-  to the target outside every episode (the baseline, taken as ordinary traffic).
+* what it **costs**: the matching legitimate flows during the episode, and the matching flows to the target
+  outside every episode (the baseline, taken as ordinary traffic). Legitimate: an answer the target asked for
+  (a UDP or other flow from an ``(address, port, protocol)`` the target sent to; fragments from a host it sent
+  to); a TCP flow whose sender acknowledged and either opened the connection (SYN and ACK: spoofed SYNs never
+  ACK) or is answered by the target with an ACK (a record cut from a long connection; an ACK flood gets
+  resets). When the flows hold nothing from the target (a one-way export) every acknowledging TCP flow counts:
+  collateral is never underestimated for want of the other direction.
 
 Flows aggregate packets, so a flow counts as matching when its OR-ed TCP flags hold the rule's flags (a
 connection whose SYN a "SYN without ACK" rule drops never opens: the whole flow is lost), and its packet length
