@@ -5,12 +5,19 @@ writes the text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floodwitness.errors import UsageError
 from floodwitness.mitigation.exports import EXPORTERS, ExportContext, render
+from floodwitness.mitigation.network import network_plan
+from floodwitness.mitigation.network_export import NETWORK_EXPORTERS, render_network
+from floodwitness.mitigation.network_model import BgpSession, NetworkOptions
+from floodwitness.mitigation.network_text import summary_lines as network_summary
 from floodwitness.mitigation.protected import protected_ranges
 from floodwitness.mitigation.rules import pick_setting, plan_rules, summary_lines
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -44,3 +51,19 @@ def mitigate(mitigation: dict[str, Any], options: MitigateOptions) -> Mitigated:
     rate_limits = mitigation.get("rate_limits")
     chosen = pick_setting(rate_limits, options.setting)
     return Mitigated(render(options.target, ExportContext(rules, protected, chosen)), summary_lines(rules, rate_limits))
+
+
+def mitigate_network(network: dict[str, Any] | None, flows: pa.Table | None, options: MitigateOptions, *,
+                     allow_prefix_blackhole: bool = False, bgp: BgpSession | None = None) -> Mitigated:
+    """The report's ``network`` section (None: a report without flows) turned into FlowSpec, blackhole or firewall
+    rules for ``options.target`` (one of ``NETWORK_EXPORTERS``), measured on ``flows`` (FLOW_ARROW_SCHEMA, the
+    store's flow table; None: not measured). The allowlist's sources are excepted from every rule."""
+    if options.target not in NETWORK_EXPORTERS:
+        raise UsageError(f"{options.target!r} is not a network enforcement point",
+                         hint="Choose one of: " + ", ".join(sorted(NETWORK_EXPORTERS)) + ".")
+    if network is None:
+        return Mitigated(render_network(None, options.target), ["no network section: analyze with --flows"])
+    plan = network_plan(list(network.get("episodes") or []), flows,
+                        NetworkOptions(protected=protected_ranges(options.allow),
+                                       allow_prefix_blackhole=allow_prefix_blackhole, bgp=bgp or BgpSession()))
+    return Mitigated(render_network(plan, options.target), network_summary(plan.rules, plan.notes))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from floodwitness.mitigation import network_firewall
+from floodwitness.mitigation.network_export import NETWORK_EXPORTERS
 from floodwitness.mitigation.ratelimit import PATH_CLASSES
 from floodwitness.mitigation.rules import go_duration, iso, safe_comment
 from floodwitness.safe import terminal_safe
@@ -25,6 +27,7 @@ from floodwitness.safe import terminal_safe
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from floodwitness.mitigation.network_model import NetworkPlan
     from floodwitness.mitigation.protected import ProtectedRanges
     from floodwitness.mitigation.rules import RuleSet
 
@@ -40,6 +43,7 @@ class ExportContext:
     rules: RuleSet
     protected: ProtectedRanges
     rate_limits: dict[str, Any] | None = None  #: the chosen setting of report mitigation.rate_limits
+    network: NetworkPlan | None = None  #: the network episodes' countermeasures (network_* exporters only)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ def _exporter(suffix: str) -> Callable[[Callable[[ExportContext], str]], Callabl
         EXPORTERS[name] = Exporter(name, (func.__doc__ or "").strip().splitlines()[0], suffix, func)
         return func
     return register
+
+
+def _network(render_plan: Callable[[NetworkPlan | None], str]) -> Callable[[ExportContext], str]:
+    def render_context(ctx: ExportContext) -> str:
+        return render_plan(ctx.network)
+    return render_context
 
 
 def render(target: str, ctx: ExportContext) -> str:
@@ -335,3 +345,12 @@ def haproxy_ratelimit(ctx: ExportContext) -> str:
         lines += [f"backend fw_rl_{x['class']}",
                   f"    stick-table type {kind} size 1m expire 1h store http_req_rate({period}s)"]
     return "\n".join(lines) + "\n"
+
+
+# --- the network layer ------------------------------------------------------------------------
+
+#: The network layer's exporters (FlowSpec, blackhole, nftables/iptables per vector) beside the blocklist's: they
+#: render ``ExportContext.network`` (mitigation/network_export.py, network_firewall.py).
+assert network_firewall.REGISTERED  # imported for its registrations
+for _net in NETWORK_EXPORTERS.values():
+    EXPORTERS[_net.name] = Exporter(_net.name, _net.description, _net.suffix, _network(_net.render))
