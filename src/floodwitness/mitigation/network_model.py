@@ -177,6 +177,24 @@ class NetworkRule:
     effect: Effect | None = None  #: None: no flow table to measure on
     statements: tuple[str, ...] = ()  #: what it stops, what it costs, advice: plain text for comments
 
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as the report's ``mitigation.network.rules[]`` lists it."""
+        e = self.effect
+        effect = None if e is None else {
+            "stopped_packets": e.stopped.packets, "stopped_bytes": e.stopped.bytes,
+            "episode_packets": e.episode_packets, "episode_bytes": e.episode_bytes,
+            "stopped_share": round(e.stopped.packets / e.episode_packets, 4) if e.episode_packets else None,
+            "legitimate_flows_in_episode": e.legit_in_episode.flows, "baseline_flows_hit": e.baseline.flows,
+            "baseline_flows": e.baseline_flows_total, "baseline_measured": e.baseline_measured,
+            "expected_share": e.share, "unmeasured": e.unmeasured}
+        m = self.match
+        return {"name": self.name, "episode": self.episode, "vector": self.vector, "action": self.action,
+                "match": {"destination": str(m.destination), "proto": m.proto, "src_port": m.src_port,
+                          "dst_port": m.dst_port, "flags_all": m.flags_all, "flags_none": m.flags_none,
+                          "fragment": m.fragment, "min_length": m.min_length},
+                "rate_pps": self.rate_pps, "exceptions": [str(x) for x in self.exceptions],
+                "per_source_pps": self.per_source_pps, "effect": effect, "statements": list(self.statements)}
+
     @property
     def rate_bytes(self) -> int:
         """The FlowSpec traffic-rate (bytes per second) of a rate limit."""
@@ -190,6 +208,12 @@ class NetworkPlan:
     generated_at: datetime
     bgp: BgpSession
     measured: bool  #: whether a flow table was given to measure the rules on
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's ``mitigation.network``: the rules, what was left out, and the exports that write them."""
+        return {"rules": [r.to_dict() for r in self.rules], "notes": list(self.notes), "measured": self.measured,
+                "exports": "floodwitness mitigate STORE --to exabgp-flowspec | gobgp-flowspec | exabgp-rtbh | "
+                           "gobgp-rtbh | nftables-network | iptables-network"}
 
     @property
     def filters(self) -> tuple[NetworkRule, ...]:

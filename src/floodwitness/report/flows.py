@@ -8,9 +8,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from floodwitness import __version__
 from floodwitness.analysis.network import NetworkAnalysis, analyze_network
 from floodwitness.detectors.network import network_findings
+from floodwitness.mitigation.network import network_plan
+from floodwitness.mitigation.network_model import NetworkOptions
 from floodwitness.report.build import ATTRIBUTION, finding_dict, parameters
 from floodwitness.report.contract import SCHEMA
 from floodwitness.report.network import SLACK, episode_text, link, parse_time
@@ -20,6 +24,8 @@ from floodwitness.verdict.behaviour import incident_behaviour
 from floodwitness.verdict.network import judge_network
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from floodwitness.analysis.dataset import Dataset
     from floodwitness.detectors.base import Finding
     from floodwitness.report.results import AnalyzeOptions, IncidentResult
@@ -32,7 +38,29 @@ def network_of(data: Dataset, options: AnalyzeOptions) -> NetworkAnalysis | None
     if not parts:
         return None
     files = {i.file_id: i.path for i in getattr(data.manifest, "flow_inputs", [])}
-    return analyze_network(data.engine, parts, list(options.victims) or None, files)
+    return analyze_network(_duckdb(data), parts, list(options.victims) or None, files)
+
+
+def _duckdb(data: Dataset) -> Any:
+    """The DuckDB connection the flows are analysed on: the engine's (its memory limit and spill folder), or on
+    another engine (Spark) one of its own: the network analysis is DuckDB SQL (a gap the README states)."""
+    if data.engine.name == "duckdb":
+        return data.engine.raw
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def victim_flows(data: Dataset, network: NetworkAnalysis) -> pa.Table | None:
+    """The flows to and from the episodes' hosts (what the network countermeasures are measured on), read after
+    :func:`network_of` (its ``flows`` view); None when there is no episode."""
+    hosts = sorted({h for ep in network.episodes for h in (ep.hosts or (ep.target,))})
+    if not hosts:
+        return None
+    listed = ", ".join("'" + h.replace("'", "''") + "'" for h in hosts)
+    table: pa.Table = _duckdb(data).execute(
+        f"SELECT * FROM flows WHERE reject_reason IS NULL AND (dst_ip IN ({listed}) OR src_ip IN ({listed}))").arrow()
+    return table
 
 
 def outage_explained(r: IncidentResult, network: NetworkAnalysis) -> IncidentResult:
@@ -86,6 +114,9 @@ def network_section(report: dict[str, Any], data: Dataset, network: NetworkAnaly
     section["inputs"] = _inputs(data)
     section["span"] = _span(section, data)
     report["network"] = section
+    plan = network_plan(list(section.get("episodes") or []), victim_flows(data, network),
+                        NetworkOptions())
+    report.setdefault("mitigation", {})["network"] = plan.to_dict()
     link(section, report["incidents"])
     orphans = [ep for ep in section.get("episodes") or [] if ep.get("incident") is None]
     first_new = len(report["incidents"]) + 1
