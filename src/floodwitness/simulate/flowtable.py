@@ -162,7 +162,8 @@ def address_codes(texts: Sequence[str], v6: list[str]) -> I64:
 
 #: Bogon space (RFC 6890 and friends) as (first address, prefix length): what spoofed floods hit by chance.
 BOGONS: Final[tuple[tuple[str, int], ...]] = (
-    ("0.0.0.0", 8), ("10.0.0.0", 8), ("100.64.0.0", 10), ("127.0.0.0", 8), ("169.254.0.0", 16),
+    ("0.0.0.0", 8),  # noqa: S104 - a prefix, not a bind address
+    ("10.0.0.0", 8), ("100.64.0.0", 10), ("127.0.0.0", 8), ("169.254.0.0", 16),
     ("172.16.0.0", 12), ("192.0.0.0", 24), ("192.0.2.0", 24), ("192.168.0.0", 16), ("198.18.0.0", 15),
     ("198.51.100.0", 24), ("203.0.113.0", 24), ("224.0.0.0", 3),
 )

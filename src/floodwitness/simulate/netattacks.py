@@ -67,7 +67,7 @@ def syn_flood(rng: np.random.Generator, t0: float, pps: F64, victim: int, ports:
     size = int(rng.choice([40, 44, 60]))
     src = ft.spoofed(rng, n, float(rng.uniform(0.0, 0.05)))
     again = rng.random(n) < 0.03
-    src[again] = src[rng.integers(0, max(n, 1), size=int(again.sum()))]
+    src[again] = src[rng.integers(0, max(n, 1), size=int(np.count_nonzero(again)))]
     flows = make(t, t, src=src, dst=victim, sport=rng.integers(1024, 65536, size=n),
                  dport=np.asarray(ports)[rng.integers(0, len(ports), size=n)], proto=ft.TCP, packets=sampling,
                  nbytes=size * sampling, kind=ft.ATTACK, flags=ft.SYN, vector=vector)
@@ -81,15 +81,16 @@ def packet_flood(rng: np.random.Generator, t0: float, pps: F64, targets: I64, so
     ``targets``: UDP from ``sources`` (a botnet) or TCP ACKs from spoofed addresses when ``sources`` is None."""
     t, real = _one_packet(rng, t0, pps, sampling)
     n = t.shape[0]
-    weight = rng.uniform(0.5, 1.5, size=targets.shape[0])
-    dst = targets[rng.choice(targets.shape[0], size=n, p=weight / weight.sum())]
+    weight = np.asarray(rng.uniform(0.5, 1.5, size=targets.shape[0]), dtype=np.float64)
+    dst = targets[rng.choice(targets.shape[0], size=n, p=weight / np.sum(weight))]
     src = ft.spoofed(rng, n, 0.02) if sources is None else sources[rng.integers(0, sources.shape[0], size=n)]
-    if tcp_ack:
-        size = np.full(n, 40)
-        dport = np.asarray(rng.choice([80, 443]))
-    else:
-        size = np.full(n, int(rng.choice([540, 1028, 1428]))) if rng.random() < 0.6 else rng.integers(60, 1400, n)
-        dport = rng.integers(1, 65536, size=n) if rng.random() < 0.7 else np.asarray(int(rng.choice([53, 80, 443])))
+    size: I64 = np.full(n, 40, dtype=np.int64)
+    dport: I64 = np.full(n, int(rng.choice([80, 443])), dtype=np.int64)
+    if not tcp_ack:  # one datagram size throughout or random sizes; random ports or one service port
+        size = np.full(n, int(rng.choice([540, 1028, 1428])), dtype=np.int64) if rng.random() < 0.6 else \
+            np.asarray(rng.integers(60, 1400, size=n), dtype=np.int64)
+        dport = np.asarray(rng.integers(1, 65536, size=n), dtype=np.int64) if rng.random() < 0.7 else \
+            np.full(n, int(rng.choice([53, 80, 443])), dtype=np.int64)
     flows = make(t, t, src=src, dst=dst, sport=rng.integers(1024, 65536, size=n), dport=dport,
                  proto=ft.TCP if tcp_ack else ft.UDP, packets=sampling, nbytes=size * sampling, kind=ft.ATTACK,
                  flags=ft.ACK if tcp_ack else 0, vector=vector)
@@ -108,8 +109,8 @@ def reflection(rng: np.random.Generator, t0: float, pps: F64, victim: int, refle
     length = real.shape[0]
     n_piece = int(np.ceil(length / ACTIVE_TIMEOUT))
     piece_real = np.add.reduceat(real, np.arange(0, length, int(ACTIVE_TIMEOUT)))
-    weight = rng.lognormal(0.0, 1.0, size=reflectors.shape[0])
-    share = weight / weight.sum()
+    weight = np.asarray(rng.lognormal(0.0, 1.0, size=reflectors.shape[0]), dtype=np.float64)
+    share = weight / np.sum(weight)
     counts = rng.multinomial(piece_real, share)  # pieces x reflectors, real datagrams
     kept = rng.binomial(counts, 1.0 / sampling) if sampling > 1 else counts
     piece, who = np.nonzero(kept)

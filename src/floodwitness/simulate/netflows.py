@@ -166,7 +166,7 @@ def unanswered(rng: np.random.Generator, req: Requests, site: NetSite, lo: float
 
 
 def _pairs(start: F64, end: F64, a: I64, b: I64, aport: npt.ArrayLike, bport: npt.ArrayLike, proto: int,
-           pk: tuple[npt.ArrayLike, npt.ArrayLike], by: tuple[npt.ArrayLike, npt.ArrayLike], delay: F64,
+           pk: tuple[npt.ArrayLike, npt.ArrayLike], by: tuple[npt.ArrayLike, npt.ArrayLike], delay: F64 | float,
            flags: int = 0) -> Flows:
     """Request and answer flows of ``a`` talking to ``b``."""
     there = make(start, end, src=a, dst=b, sport=aport, dport=bport, proto=proto, packets=pk[0], nbytes=by[0],

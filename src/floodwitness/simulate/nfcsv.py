@@ -105,7 +105,7 @@ def write_csv(path: Path, flows: Flows, *, t0: datetime, v6: list[str], exporter
     flag_table = [flag_text(f) for f in range(256)]
     is_tcp = flows.proto == 6
     six = flows.src < 0
-    middle = pa.scalar(_MIDDLE.format(nh="0.0.0.0"))
+    middle = pa.scalar(_MIDDLE.format(nh="0.0.0.0"))  # noqa: S104 - nfdump's empty next hop, not a bind
     middle6 = pa.scalar(_MIDDLE.format(nh="::"))
     columns = [
         _stamps(start_ms // 1000), _stamps(end_ms // 1000), _seconds_text(end_ms - start_ms),

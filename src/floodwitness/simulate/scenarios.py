@@ -11,11 +11,10 @@ import numpy.typing as npt
 
 from floodwitness.simulate import events as ev
 from floodwitness.simulate import incidents as inc
-from floodwitness.simulate import netscen, netwrite
-from floodwitness.simulate import outage
+from floodwitness.simulate import netscen, netwrite, outage
 from floodwitness.simulate.events import Events
 from floodwitness.simulate.plan import Plan, ScenarioInfo
-from floodwitness.simulate.server import Failure, Profile, finish, retry_chains
+from floodwitness.simulate.server import Profile, finish, retry_chains
 from floodwitness.simulate.traffic import api_polls, automation, crawlers, humans, probes
 from floodwitness.simulate.truth import Incident, Truth, rfc3339
 from floodwitness.simulate.world import World
