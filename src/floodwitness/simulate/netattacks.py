@@ -27,13 +27,19 @@ SERVICES: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Drawn:
-    """A vector's flows as exported, with its real packets per second from ``t0`` and its real byte count."""
+    """A vector's flows as exported, with its real packets (datagrams) per second from ``t0``, its real IP packets
+    (fragments counted) and bytes, and how many sources really sent it."""
 
     flows: Flows
     t0: float
     per_second: I64
     real_bytes: int
     sources_real: int
+    real_packets: int = -1  # -1: the sum of ``per_second`` (no fragments)
+
+    @property
+    def packets(self) -> int:
+        return int(self.per_second.sum()) if self.real_packets < 0 else self.real_packets
 
 
 def shape(rng: np.random.Generator, length: int, mean: float) -> F64:
@@ -107,7 +113,6 @@ def reflection(rng: np.random.Generator, t0: float, pps: F64, victim: int, refle
     spec = SERVICES[service]
     real = ft.per_second_counts(rng, pps)
     length = real.shape[0]
-    n_piece = int(np.ceil(length / ACTIVE_TIMEOUT))
     piece_real = np.add.reduceat(real, np.arange(0, length, int(ACTIVE_TIMEOUT)))
     weight = np.asarray(rng.lognormal(0.0, 1.0, size=reflectors.shape[0]), dtype=np.float64)
     share = weight / np.sum(weight)
@@ -128,9 +133,10 @@ def reflection(rng: np.random.Generator, t0: float, pps: F64, victim: int, refle
     flows = make(first, np.maximum(last, first), src=reflectors[who], dst=victim, sport=spec["port"], dport=dport,
                  proto=ft.UDP, packets=k * sampling, nbytes=k * size * sampling, nfrag=nfrag, kind=ft.ATTACK,
                  vector=vector)
-    real_bytes = int((counts * rsize[None, :]).sum())
-    del n_piece
-    return Drawn(flows, t0, real, real_bytes, int((counts.sum(axis=0) > 0).sum()))
+    per_reflector = counts.sum(axis=0)
+    real_bytes = int((per_reflector * rsize).sum())
+    packets = int((per_reflector * np.ceil((rsize - 20) / 1480.0).astype(np.int64)).sum())
+    return Drawn(flows, t0, real, real_bytes, int((per_reflector > 0).sum()), packets)
 
 
 def bulk_transfers(rng: np.random.Generator, starts: F64, peers: I64, server: int, port: int,

@@ -46,7 +46,7 @@ def _sampling(rng: np.random.Generator) -> int:
 def _vector(key: str, drawn: na.Drawn, port: int | None = None) -> dict[str, Any]:
     spec = {"vector": key, "port": port, **_VECTORS[key]}
     return spec | {"t0": drawn.t0, "per_second": drawn.per_second, "real_bytes": drawn.real_bytes,
-                   "sources_real": drawn.sources_real}
+                   "real_packets": drawn.packets, "sources_real": drawn.sources_real}
 
 
 def _finish(w: World, req: Requests, site: NetSite, sampling: int, attacks: list[na.Drawn],

@@ -89,7 +89,7 @@ def _episode(w: World, out: NetOutput, written: ft.Flows, ep: dict[str, Any], k:
             "port_side": spec["port_side"], "source_role": spec["source_role"],
             "sources": int(np.unique(g.src).shape[0]), "sources_real": spec["sources_real"],
             "records": len(g), "packets_reported": int(g.packets.sum()), "bytes_reported": int(g.bytes.sum()),
-            "packets": int(spec["per_second"].sum()), "bytes": spec["real_bytes"],
+            "packets": spec["real_packets"], "bytes": spec["real_bytes"],
             "start": _at(w, float(g.start.min())), "end": _at(w, float(np.ceil(g.end.max()))),
         })
     hosts = np.unique(f.dst)
