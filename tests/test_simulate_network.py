@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
-
 from benchmarks.accuracy import network_scores, network_table
+
 from floodwitness.simulate import SCENARIOS, Truth, simulate
 from floodwitness.simulate import flowtable as ft
 from floodwitness.simulate import netattacks as na
@@ -60,8 +60,8 @@ def ints(table: pa.Table, name: str) -> np.ndarray:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], tuple[Truth, Path]]:
     base = tmp_path_factory.mktemp("net")
     out: dict[tuple[str, bool], tuple[Truth, Path]] = {}
-    for kind in UNSAMPLED:
-        for sampled, seed in ((False, UNSAMPLED[kind]), (True, SAMPLED[kind])):
+    for kind, plain in UNSAMPLED.items():
+        for sampled, seed in ((False, plain), (True, SAMPLED[kind])):
             folder = base / f"{kind}-{seed}"
             out[kind, sampled] = (simulate(kind, folder, seed=seed, **SIZE), folder)
     return out
@@ -318,7 +318,7 @@ def test_capture_reads_back_to_the_truths_packets(runs: dict[tuple[str, bool], t
         printed = re.findall(r"^\d\d:\d\d:\d\d\.\d{6} IP ", out.stdout, flags=re.MULTILINE)
         assert len(printed) == capture["packets"]
         assert "truncated" not in out.stderr and "bad" not in out.stdout
-    from floodwitness.ingest.flows.pcap import read_pcap  # noqa: PLC0415 - nfstream is heavy
+    from floodwitness.ingest.flows.pcap import read_pcap
 
     flows = read_pcap(pcap)
     # nfstream leaves later fragments out of its flows, and takes UDP to port 5247 for CAPWAP (a tunnel it
