@@ -204,6 +204,20 @@ def test_reflector_counts_in_the_file_are_the_truths(runs: dict[tuple[str, bool]
         assert vector["packets_reported"] == pytest.approx(vector["packets"], rel=0.05)
 
 
+def test_the_victims_port_unreachables_go_to_the_reflectors(runs: dict[tuple[str, bool], tuple[Truth, Path]]) -> None:
+    """The victim answers reflected datagrams with ICMP port unreachable (type 3 code 3, nfdump's dp 771): flows
+    from the victim to the reflectors that are not requests to them."""
+    truth, folder = runs["dns_reflection", False]
+    n = net(truth)
+    table, _ = read_flows(folder / "flows.csv")
+    icmp = table.filter(pc.and_(pc.equal(table["pr"], "ICMP"), pc.equal(table["dp"], "771")))
+    assert icmp.num_rows > 0 and set(icmp["sa"].to_pylist()) == {n["server"]}
+    reflectors = set(_udp_from(table, 53, n["server"])["sa"].to_pylist()) - set(n["legit_udp_responders"])
+    assert set(icmp["da"].to_pylist()) <= reflectors
+    asked = table.filter(pc.and_(pc.equal(table["sa"], n["server"]), pc.equal(table["dp"], "53")))
+    assert not set(asked["da"].to_pylist()) & reflectors  # the victim never asked them
+
+
 def n_reflectors(truth: Truth) -> int:
     return int(float(truth.params["reflectors"]))
 

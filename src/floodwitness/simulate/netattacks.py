@@ -133,10 +133,27 @@ def reflection(rng: np.random.Generator, t0: float, pps: F64, victim: int, refle
     flows = make(first, np.maximum(last, first), src=reflectors[who], dst=victim, sport=spec["port"], dport=dport,
                  proto=ft.UDP, packets=k * sampling, nbytes=k * size * sampling, nfrag=nfrag, kind=ft.ATTACK,
                  vector=vector)
+    unreach = _unreachables(rng, counts, piece, who, first, last, victim, reflectors, size, sampling)
+    flows = Flows.concat([flows, unreach])
     per_reflector = counts.sum(axis=0)
     real_bytes = int((per_reflector * rsize).sum())
     packets = int((per_reflector * np.ceil((rsize - 20) / 1480.0).astype(np.int64)).sum())
     return Drawn(flows, t0, real, real_bytes, int((per_reflector > 0).sum()), packets)
+
+
+def _unreachables(rng: np.random.Generator, counts: I64, piece: I64, who: I64, first: F64, last: F64,
+                  victim: int, reflectors: I64, size: I64, sampling: int) -> Flows:
+    """The victim's ICMP port-unreachable answers to the reflectors (in 70 % of the seeds: the port the attacker
+    chose is closed), at most one a second to each (Linux's per-destination ICMP rate limit); each carries the
+    start of the answer that caused it. Noise to a detector (the victim sends to the reflectors), not the attack."""
+    if rng.random() >= 0.7:
+        return Flows.concat([])
+    real = np.minimum(counts[piece, who], np.ceil(np.maximum(last - first, 1.0)).astype(np.int64))
+    k = rng.binomial(real, 1.0 / sampling) if sampling > 1 else real
+    has = k > 0
+    return make(first[has] + 0.0002, last[has] + 0.0002, src=victim, dst=reflectors[who[has]], sport=0,
+                dport=3 * 256 + 3, proto=ft.ICMP, packets=k[has] * sampling,
+                nbytes=k[has] * sampling * np.minimum(576, 28 + size[has]), kind=ft.NOISE)
 
 
 def bulk_transfers(rng: np.random.Generator, starts: F64, peers: I64, server: int, port: int,
