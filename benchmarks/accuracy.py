@@ -248,7 +248,9 @@ def _analyze_with_flows(folder: Path) -> dict[str, Any]:
     out = folder / "report.json"
     cmd = [sys.executable, "-m", "floodwitness.cli", "analyze", str(folder / "access.log"), "--flows",
            str(folder / "flows.csv"), "--json", str(out), "--quiet"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if done.returncode != 0:  # e.g. an analyze without --flows yet: say so rather than score nothing
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()}")
     report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return report
 
