@@ -192,7 +192,10 @@ def test_scenario_table() -> None:
     assert {k: v.expected_verdict for k, v in SCENARIOS.items()} == {
         "mirai": "ddos", "cachebust": "ddos", "pulse": "ddos", "dos": "dos", "flash_crowd": "flash_crowd",
         "internal_failure": "internal_failure", "mixed": "mixed", "quiet": "no_incident", "outage": "outage",
-        "outage_flood": "ddos", "outage_failure": "internal_failure"}
+        "outage_flood": "ddos", "outage_failure": "internal_failure",
+        # the network-level kinds (#21; their flows are tested in test_simulate_network.py)
+        "syn_flood": "ddos", "ntp_reflection": "ddos", "dns_reflection": "ddos", "carpet_bombing": "ddos",
+        "mixed_l3l7": "ddos", "heavy_benign": "no_incident"}
     assert all(k == v.name and v.description for k, v in SCENARIOS.items())
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from floodwitness.errors import UsageError
-from floodwitness.simulate.scenarios import SCENARIOS, ScenarioInfo, run
+from floodwitness.simulate.plan import ScenarioInfo
+from floodwitness.simulate.scenarios import SCENARIOS, run
 from floodwitness.simulate.truth import Incident, Truth
 
 __all__ = ["SCENARIOS", "Incident", "ScenarioInfo", "Truth", "simulate"]

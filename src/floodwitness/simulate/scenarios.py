@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +11,10 @@ import numpy.typing as npt
 
 from floodwitness.simulate import events as ev
 from floodwitness.simulate import incidents as inc
-from floodwitness.simulate import outage
+from floodwitness.simulate import netscen, netwrite, outage
 from floodwitness.simulate.events import Events
-from floodwitness.simulate.server import Failure, Profile, finish, retry_chains
+from floodwitness.simulate.plan import Plan, ScenarioInfo
+from floodwitness.simulate.server import Profile, finish, retry_chains
 from floodwitness.simulate.traffic import api_polls, automation, crawlers, humans, probes
 from floodwitness.simulate.truth import Incident, Truth, rfc3339
 from floodwitness.simulate.world import World
@@ -22,27 +23,6 @@ from floodwitness.simulate.writer import Lines, write
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-
-@dataclass(frozen=True)
-class ScenarioInfo:
-    """A scenario's name, the verdict a correct detector reaches on it, and what it models."""
-
-    name: str
-    expected_verdict: str
-    description: str
-
-
-@dataclass
-class Plan:
-    """What a scenario adds to the everyday traffic."""
-
-    rows: list[Events] = field(default_factory=list)
-    failure: Failure | None = None
-    # (cause, window, sub-phases (what, window), how the peak is measured: "lines" or "errors")
-    incidents: list[tuple[str, inc.Window, list[tuple[str, inc.Window]], str]] = field(default_factory=list)
-    params: dict[str, float | str] = field(default_factory=dict)
-    down: outage.Down | None = None  # the site stops answering
 
 
 def _plan_mirai(w: World) -> Plan:
@@ -229,6 +209,7 @@ SCENARIOS: dict[str, ScenarioInfo] = {
         "quiet", "no_incident",
         "A normal day: people browsing, crawlers, API polling, feed readers, monitors and a few "
         "vulnerability scanners. Nothing happens."),
+    **netscen.SCENARIOS,
 }
 
 _PLANS: dict[str, Callable[[World], Plan]] = {
@@ -236,6 +217,7 @@ _PLANS: dict[str, Callable[[World], Plan]] = {
     "flash_crowd": _plan_flash, "internal_failure": _plan_failure, "mixed": _plan_mixed,
     "quiet": _plan_quiet, "outage": _plan_outage, "outage_flood": _plan_outage_flood,
     "outage_failure": _plan_outage_failure,
+    **netscen.PLANS,
 }
 
 _PEOPLE = (ev.HUMAN, ev.SURGE)
@@ -302,9 +284,18 @@ def run(kind: str, outdir: Path, seed: int, scale: float, hours: float) -> Truth
     done: npt.NDArray[np.float64] = cols["t"] + cols["rt"]
     if plan.down is not None:  # the site stops answering: nothing is logged while it is down
         cols, keep, done = outage.apply(w.rng("outage"), plan.down, cols, keep, done)
+    if plan.loss is not None:  # a saturated uplink: a share of the requests never arrive
+        lost = (cols["t"] >= plan.loss.start) & (cols["t"] < plan.loss.end)
+        keep &= ~(lost & (w.rng("uplink-loss").random(done.shape[0]) < plan.loss.share))
     keep &= done < w.duration
-    order = np.flatnonzero(keep)[np.argsort(done[keep], kind="stable")]
+    return _write_outputs(kind, w, plan, cols, keep, done, outdir)
 
+
+def _write_outputs(kind: str, w: World, plan: Plan, cols: dict[str, npt.NDArray[Any]], keep: npt.NDArray[np.bool_],
+                   done: npt.NDArray[np.float64], outdir: Path) -> Truth:
+    """Write ``access.log`` (the rows ``keep``, in order of completion), the flows of a network scenario beside
+    it, and ``truth.json``."""
+    order = np.flatnonzero(keep)[np.argsort(done[keep], kind="stable")]
     local_start = w.start_utc + timedelta(minutes=_tz_minutes(w.tz))
     outdir.mkdir(parents=True, exist_ok=True)
     lines = Lines(t=done, ip=cols["ip"], ua=cols["ua"], meth=cols["meth"], path=cols["path"],
@@ -313,10 +304,13 @@ def run(kind: str, outdir: Path, seed: int, scale: float, hours: float) -> Truth
     n_lines = write(outdir / "access.log", lines, order, ips=w.tables.ips, uas=w.tables.uas,
                     paths=w.tables.paths, refs=w.tables.refs, local_start=local_start.replace(tzinfo=None),
                     tz=w.tz, n_sec=w.n_sec)
+    network = None
+    if plan.network is not None:
+        network = netwrite.write_network(w, plan.network, outdir, requests=netwrite.requests(w, cols, done, keep))
 
     logged = _Logged(ip=cols["ip"][keep], role=cols["role"][keep], flags=cols["flags"][keep],
                      arrival=cols["t"][keep], done=done[keep], status=cols["status"][keep])
-    truth = _truth(kind, w, plan, logged, n_lines)
+    truth = replace(_truth(kind, w, plan, logged, n_lines), network=network)
     (outdir / "truth.json").write_text(truth.to_json(), encoding="utf-8")
     return truth
 

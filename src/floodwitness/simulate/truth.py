@@ -78,6 +78,8 @@ class Truth:
     hours: float = 3.0
     params: Mapping[str, float | str] = field(default_factory=dict, hash=False)
     schema: str = SCHEMA
+    #: the network part of a network-level scenario (flows.csv, capture.pcap and what they hold); None otherwise
+    network: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +101,7 @@ class Truth:
             "retry_clients": list(self.retry_clients),
             "surge_clients": list(self.surge_clients),
             "params": dict(self.params),
-        }
+        } | ({"network": dict(self.network)} if self.network is not None else {})
 
     def to_json(self) -> str:
         """The truth as JSON text (what ``truth.json`` holds)."""
