@@ -13,12 +13,15 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from floodwitness.errors import FormatError, InputError
 from floodwitness.schema import FLOW_ARROW_SCHEMA, RAW_SAMPLE_CHARS
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Why a flow record was rejected (or is a non-record that was counted), as stored in ``reject_reason``.
 FLOW_REJECT_REASONS: dict[str, str] = {

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -26,6 +25,7 @@ from floodwitness.inputs.lines import FileAccount, LineBatcher
 from floodwitness.schema import FLOW_ARROW_SCHEMA, RAW_SAMPLE_CHARS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 #: IPv4 packets whose fragment offset is not 0: fragments after the first (no transport header)
@@ -59,7 +59,8 @@ SELECT
   CASE WHEN reason IS NULL THEN a.s END AS src_ip, CASE WHEN reason IS NULL THEN a.d END AS dst_ip,
   CASE WHEN reason IS NULL THEN 4 END::TINYINT AS ip_family, NULL::INTEGER AS src_port, NULL::INTEGER AS dst_port,
   CASE WHEN reason IS NULL THEN CAST(pr AS SMALLINT) END AS proto, NULL::SMALLINT AS tcp_flags,
-  CASE WHEN reason IS NULL THEN 1 END::BIGINT AS packets, CASE WHEN reason IS NULL THEN CAST(len AS BIGINT) END AS bytes,
+  CASE WHEN reason IS NULL THEN 1 END::BIGINT AS packets,
+  CASE WHEN reason IS NULL THEN CAST(len AS BIGINT) END AS bytes,
   CASE WHEN reason IS NULL THEN 1 END::INTEGER AS sampling, CASE WHEN reason IS NULL THEN 1 END::BIGINT AS fragments,
   CASE WHEN reason IS NULL THEN 'tcpdump' END AS exporter, $file_id::INTEGER AS file_id,
   ($base + row_number() OVER (ORDER BY line))::BIGINT AS record, reason AS reject_reason,

@@ -14,10 +14,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
 from importlib.metadata import version as package_version
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dpkt
 import pyarrow as pa
@@ -25,6 +23,10 @@ import pyarrow as pa
 from floodwitness.errors import FormatError
 from floodwitness.ingest.flows.base import FlowAccount, FlowOptions, file_sha256
 from floodwitness.schema import FLOW_ARROW_SCHEMA, RAW_SAMPLE_CHARS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 EXPORT_VERSIONS = (5, 9, 10)
 SNIFF_PACKETS = 16
@@ -127,7 +129,8 @@ class _Decoder:
                 self._reject("unknown_template", payload)
         kinds = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
         self.account.kind = "ipfix" if self.versions == {10} else "netflow"
-        self.account.notes.append(f"{self.packets:,} export packets ({', '.join(kinds[v] for v in sorted(self.versions))})")
+        names = ", ".join(kinds[v] for v in sorted(self.versions))
+        self.account.notes.append(f"{self.packets:,} export packets ({names})")
         yield self._flush()
 
     def _decode(self, parse: Any, exporter: str, payload: bytes, *, retry: bool) -> None:
@@ -140,7 +143,7 @@ class _Decoder:
                 raise
             self.waiting.setdefault(exporter, []).append((payload, self.packets))
             return
-        except Exception:  # noqa: BLE001 - any decoder failure is this packet's rejection, never a traceback
+        except Exception:
             self._reject("undecodable_export", payload)
             return
         self.versions.add(version)
@@ -205,7 +208,8 @@ class _Decoder:
             return ((base + int(data.get("flowStartSysUpTime", 0))) * 1000,
                     (base + int(data.get("flowEndSysUpTime", 0))) * 1000)
         boot_ms = header.timestamp * 1000 + getattr(header, "timestamp_nano", 0) // 1_000_000 - header.uptime
-        return ((boot_ms + int(data.get("FIRST_SWITCHED", 0))) * 1000, (boot_ms + int(data.get("LAST_SWITCHED", 0))) * 1000)
+        return ((boot_ms + int(data.get("FIRST_SWITCHED", 0))) * 1000,
+                (boot_ms + int(data.get("LAST_SWITCHED", 0))) * 1000)
 
     def _reject(self, reason: str, payload: bytes) -> None:
         self.account.records_read += 1

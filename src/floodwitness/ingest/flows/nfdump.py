@@ -12,8 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -33,6 +32,10 @@ from floodwitness.ingest.flows.base import (
 )
 from floodwitness.inputs import InputFile
 from floodwitness.inputs.lines import FileAccount, LineBatcher, iter_line_batches
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 #: nfdump's fields for the binary files, in this order, '|'-separated (``%pr`` prints the protocol as a number
 #: with -N, ``%flg`` the flags as letters, ``%ra`` the exporter's address)

@@ -8,7 +8,6 @@ its first packets (all UDP, each payload starting with version 5, 9 or 10).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from floodwitness.errors import FormatError
 from floodwitness.ingest.flows import capture, netflow, nfdump
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from floodwitness.ingest.flows.base import Reader
@@ -65,7 +65,8 @@ READERS: tuple[FlowKind, ...] = (
     FlowKind("nfcapd", "nfdump/nfcapd binary flow file (read by the nfdump program)", _is_nfcapd, nfdump.read_nfcapd),
     FlowKind("netflow", "packet capture of NetFlow v5/v9 or IPFIX export datagrams", _is_export_capture,
              netflow.read_exports),
-    FlowKind("pcap", "packet capture (pcap, pcapng), metered into flows by nfstream", _is_capture, capture.read_capture),
+    FlowKind("pcap", "packet capture (pcap, pcapng), metered into flows by nfstream", _is_capture,
+             capture.read_capture),
     FlowKind("nfdump_csv", "nfdump CSV export (nfdump -o csv)", _is_csv, nfdump.read_nfdump_csv),
     FlowKind("nfdump_json", "nfdump JSON export (nfdump -o json)", _is_json, nfdump.read_nfdump_json),
 )

@@ -16,6 +16,7 @@ from floodwitness.ingest.common import SAMPLES_PER_REASON, InternalError
 from floodwitness.ingest.flows.base import FlowAccount, FlowOptions
 from floodwitness.ingest.flows.registry import sniff
 from floodwitness.ingest.store import FLOWS, FlowInputRecord, RejectSample
+from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
     from floodwitness.ingest.store import Manifest
@@ -118,6 +119,27 @@ def _check_packets(account: FlowAccount, stored: int) -> None:
         return
     outside = sum(account.packets_outside_flows.values())
     if account.packets_in_flows + outside != account.packets_read or stored != account.packets_in_flows:
-        raise InternalError(f"packet accounting mismatch: read {account.packets_read} packets, {account.packets_in_flows}"
-                            f" in flows (stored {stored}) + {outside} outside", path=account.path,
+        raise InternalError(f"packet accounting mismatch: read {account.packets_read} packets, "
+                            f"{account.packets_in_flows} in flows (stored {stored}) + {outside} outside",
+                            path=account.path,
                             hint="This is a bug in floodwitness; please report it with the file.")
+
+
+def flow_summary(manifest: Manifest) -> list[str]:
+    """The flow inputs' accounting as lines of plain text (attacker-controlled names made safe to print)."""
+    lines: list[str] = []
+    for item in manifest.flow_inputs:
+        name = terminal_safe(Path(item.path).name or item.path, 60)
+        line = (f"flows {name} ({item.kind}, {item.reader}): {item.records_read:,} records read = "
+                f"{item.records_parsed:,} parsed + {item.records_rejected:,} rejected; sha256 {item.sha256[:12]}")
+        if item.packets_read is not None and item.kind == "pcap":
+            outside = ", ".join(f"{k} {v:,}" for k, v in item.packets_outside_flows.items() if v)
+            line += (f"; {item.packets_read:,} packets = {item.packets_in_flows:,} in flows"
+                     + (f" + {outside}" if outside else ""))
+        rates = sorted(int(r) for r in item.sampling)
+        if rates and rates != [1]:
+            line += "; sampling " + ", ".join(f"1:{r}" for r in rates) + " (counts scaled up)"
+        lines.append(line)
+        lines += [f"  rejected {n:,}: {terminal_safe(reason, 40)}" for reason, n in item.rejected_by_reason.items()]
+        lines += [f"  note: {terminal_safe(note, 200)}" for note in item.notes]
+    return lines
