@@ -29,7 +29,7 @@ FLOW_REJECT_REASONS: dict[str, str] = {
     "nfdump_summary": "nfdump's Summary block after the flows (not a flow)",
     "empty_line": "a blank line",
     "bad_columns": "not the number of columns of the header",
-    "bad_time": "start or end time missing or not a time",
+    "bad_time": "start or end time missing, not a time, or outside 1970-2200",
     "bad_address": "source or destination is not an IP address",
     "bad_protocol": "protocol missing or unknown",
     "bad_counter": "packets or bytes missing, negative or not a number",
@@ -161,7 +161,8 @@ WITH c AS (
   SELECT *, CASE
     WHEN pre_reject IS NOT NULL THEN pre_reject
     WHEN NOT ok THEN 'bad_columns'
-    WHEN t0 IS NULL OR t1 IS NULL THEN 'bad_time'
+    WHEN t0 IS NULL OR t1 IS NULL OR t0 NOT BETWEEN TIMESTAMP '1970-01-01' AND TIMESTAMP '2200-01-01'
+         OR t1 NOT BETWEEN TIMESTAMP '1970-01-01' AND TIMESTAMP '2200-01-01' THEN 'bad_time'
     WHEN NOT ((sa4 AND da4) OR (sa6 AND da6)) THEN 'bad_address'
     WHEN proto_n IS NULL OR proto_n NOT BETWEEN 0 AND 255 THEN 'bad_protocol'
     WHEN pk_n IS NULL OR bt_n IS NULL OR pk_n < 0 OR bt_n < 0 THEN 'bad_counter'

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import glob
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,7 @@ def _record(account: FlowAccount, file_id: int, root: Path, parts: list[str]) ->
         rejected_by_reason=dict(sorted(by_reason.items())), reject_samples=samples,
         packets_read=account.packets_read, packets_in_flows=account.packets_in_flows,
         packets_outside_flows=dict(account.packets_outside_flows), sampling=rates or dict(account.sampling),
-        first_ts=first.isoformat() if first else None, last_ts=last.isoformat() if last else None, parts=parts,
+        first_ts=_iso(first), last_ts=_iso(last), parts=parts,
         notes=list(account.notes))
 
 
@@ -143,3 +144,9 @@ def flow_summary(manifest: Manifest) -> list[str]:
         lines += [f"  rejected {n:,}: {terminal_safe(reason, 40)}" for reason, n in item.rejected_by_reason.items()]
         lines += [f"  note: {terminal_safe(note, 200)}" for note in item.notes]
     return lines
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
