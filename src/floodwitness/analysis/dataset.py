@@ -15,7 +15,7 @@ from floodwitness.engine import Engine
 from floodwitness.errors import StoreError, UsageError
 from floodwitness.ingest import IngestOptions, Manifest, ingest, open_store
 from floodwitness.ingest.checks import require_parsed
-from floodwitness.ingest.store import REQUESTS, is_store
+from floodwitness.ingest.store import REQUESTS, flow_paths, is_store
 
 if TYPE_CHECKING:
     from floodwitness.ingest.pipeline import Progress
@@ -42,8 +42,7 @@ class Dataset:
     def flow_parts(self) -> list[str]:
         """The store's flow table parts (#21: flows from packet captures, nfdump files, NetFlow/IPFIX), [] when the
         analysis was given no flows."""
-        return [str(self.store / part) if not Path(part).is_absolute() else part
-                for record in getattr(self.manifest, "flow_inputs", []) for part in record.parts]
+        return flow_paths(self.store)
 
     @property
     def parquet_glob(self) -> str:

@@ -126,7 +126,7 @@ class Series:
     bits: tuple[float, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step_seconds": self.step_seconds,
+        return {"step_seconds": self.step_seconds, "start": iso(self.start_s),
                 "t": [iso(self.start_s + i * self.step_seconds) for i in range(len(self.packets))],
                 "packets": [round(p, 3) for p in self.packets], "bits": [round(b) for b in self.bits]}
 

@@ -223,11 +223,27 @@ def _enrichment_options(sources: dict[str, Any]) -> dict[str, Any]:
     fingerprints = tuple(sources.get("fingerprints") or ())
     load_rules(fingerprints)
     Enricher(sources.get("geoip"), sources.get("asn")).close()
-    return {"geoip": sources.get("geoip"), "asn": sources.get("asn"), "fingerprints": fingerprints}
+    return {"geoip": sources.get("geoip"), "asn": sources.get("asn"), "fingerprints": fingerprints,
+            "victims": _victims(sources.get("victims") or ())}
+
+
+def _victims(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--victim values checked before any reading: addresses or prefixes, as CIDRs."""
+    import ipaddress  # noqa: PLC0415
+
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise UsageError(f"--victim {value!r} is not an address or prefix",
+                             hint="Give an IP address or a CIDR prefix, e.g. --victim 203.0.113.10 or "
+                                  "--victim 198.51.100.0/24.") from None
+    return tuple(out)
 
 
 @main.command("analyze")
-@click.argument("logs", nargs=-1, required=True)
+@click.argument("logs", nargs=-1)
 @click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
 @click.option("--blocklist", "blocklist_out", metavar="FILE", help="Write the blocklist as plain CIDR lines.")
 @click.option("--html", "html_out", metavar="FILE",
@@ -250,21 +266,34 @@ def _enrichment_options(sources: dict[str, Any]) -> dict[str, Any]:
               help="Add the tool/botnet rules of this JSON file to the bundled ones (docs/fingerprints.md); "
               "repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
+@click.option("--flows", "flows", multiple=True, metavar="FILE_OR_DIR",
+              help="Flow records or packets beside the logs, on one timeline and in one verdict (repeatable; LOGS "
+                   "become optional): packet captures (pcap, pcapng), nfcapd files or folders (needs nfdump), nfdump "
+                   "CSV/JSON exports, captures of NetFlow v5/v9/IPFIX export datagrams; recognised by content.")
+@click.option("--flow-sampling", type=click.IntRange(1), metavar="N",
+              help="The flow exports are 1:N packet-sampled with counts not yet scaled: multiply them by N (a rate "
+                   "the input announces itself is always used).")
+@click.option("--victim", "victims", multiple=True, metavar="CIDR",
+              help="Watch the flows toward this address or prefix (repeatable; e.g. the servers of the access "
+                   "logs). Default: the destinations the flows show under attack.")
 @_source_options
 @_engine_options
 def analyze_command(logs: tuple[str, ...], json_out: str | None, blocklist_out: str | None, html_out: str | None,
                     markdown_out: str | None, since: str | None, until: str | None, baseline: str | None, fmt: str,
                     keep_store: str | None, rate_limits: bool, geoip: str | None, asn: str | None,
-                    fingerprints: tuple[str, ...], quiet: bool, log_formats: tuple[str, ...],
+                    fingerprints: tuple[str, ...], quiet: bool, flows: tuple[str, ...], flow_sampling: int | None,
+                    victims: tuple[str, ...], log_formats: tuple[str, ...],
                     trust_proxy: tuple[str, ...], trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
                     spark_conf: tuple[str, ...], memory_limit: str | None, threads: int | None) -> None:
     """Was it an attack? Analyse LOGS (log files, or one store from `ingest`) and print the verdict with its
     evidence: incident windows, sources, targets, impact, and a blocklist when blocking would help."""
+    if not logs and not flows:
+        raise UsageError("no input given", hint="Name log files or a store, or give --flows FILE_OR_DIR (or both).")
     _run_analysis(list(logs), json_out=json_out, blocklist_out=blocklist_out, since=since, until=until,
                   baseline=baseline, fmt=fmt, keep_store=keep_store, quiet=quiet, html_out=html_out,
                   markdown_out=markdown_out, rate_limits=rate_limits,
-                  source=_source(fmt, log_formats, trust_proxy, trust_cdn),
-                  sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints},
+                  source=_source(fmt, log_formats, trust_proxy, trust_cdn, flows=flows, flow_sampling=flow_sampling),
+                  sources={"geoip": geoip, "asn": asn, "fingerprints": fingerprints, "victims": victims},
                   engine=_open_engine(engine, spark_master, spark_conf, memory_limit, threads))
 
 

@@ -74,8 +74,8 @@ def _row(console: Console, head: str, tail: str) -> None:
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
     """The report in 80 columns: verdict, why, timeline, sources, targets, impact, blocklist, evidence, inputs."""
-    for section in (_verdict, _why, _incidents, _network, _sources_section, _targets, _impact, _blocklist, _evidence,
-                    _inputs):
+    for section in (_verdict, _why, _incidents, _network, _sources_section, _targets, _impact, _blocklist,
+                    _network_rules, _evidence, _inputs):
         section(console, report)
 
 
@@ -111,7 +111,9 @@ def _why(console: Console, report: dict[str, Any]) -> None:
 
 
 def _incidents(console: Console, report: dict[str, Any]) -> None:
-    _timeline(console, report["timeline"])
+    if report["timeline"].get("requests") is not None:
+        _timeline(console, report["timeline"])
+    _network_series(console, (report.get("network") or {}).get("series") or {})
     for inc in report["incidents"]:
         if inc.get("peak_rps") is None:  # seen in the flows only: its network lines say what it was
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, seen in the flows")
@@ -131,6 +133,19 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
     if left_out:
         _line(console, f"  and {_count(len(left_out), 'lighter incident window')} not analysed in depth "
                        "(incidents_left_out in the JSON)", "dim")
+
+
+def _network_series(console: Console, series: dict[str, Any]) -> None:
+    """The watched addresses' packets per step (the flows' timeline), when flows were given."""
+    packets = [float(x or 0) for x in series.get("packets") or []]
+    if not packets or not series.get("start"):
+        return
+    step = int(series.get("step_seconds") or 1)
+    start = datetime.fromisoformat(str(series["start"]).replace("Z", "+00:00"))
+    end = start + timedelta(seconds=step * len(packets))
+    _line(console, f"Network timeline (packets per {step} s toward the watched addresses, {start:%Y-%m-%d %H:%M:%S} "
+                   f"to {end:%H:%M:%S} UTC)", "bold")
+    _line(console, f"  {sparkline(packets, SPARK_WIDTH)}  max {max(packets):,.0f}")
 
 
 def _network(console: Console, report: dict[str, Any]) -> None:
@@ -214,6 +229,19 @@ def _blocklist(console: Console, report: dict[str, Any]) -> None:
         _line(console, f"  note: {mit['note']}", "dim")
 
 
+def _network_rules(console: Console, report: dict[str, Any]) -> None:
+    """The network countermeasures (``mitigation.network``): each rule with what it stops and costs."""
+    rules = ((report.get("mitigation") or {}).get("network") or {}).get("rules") or []
+    if not rules:
+        return
+    console.print()
+    _line(console, "Network countermeasures (floodwitness mitigate --to exabgp-flowspec | nftables-network ...)",
+          "bold")
+    for rule in rules[:6]:
+        said = "; ".join(rule.get("statements") or [])
+        _line(console, f"  {rule['name']} ({rule['action']}): {terminal_safe(said, 400)}", hang=4)
+
+
 def _evidence(console: Console, report: dict[str, Any]) -> None:
     console.print()
     _line(console, "Evidence", "bold")
@@ -231,7 +259,11 @@ def _inputs(console: Console, report: dict[str, Any]) -> None:
     inputs = report["inputs"]
     read = sum(i["lines_read"] for i in inputs)
     rejected = sum(i["lines_rejected"] for i in inputs)
-    _line(console, f"Inputs: {len(inputs)} file(s), {read:,} lines read, {rejected:,} rejected; "
+    flows = (report.get("network") or {}).get("inputs") or []
+    flow_text = "" if not flows else (
+        f"; {len(flows)} flow input(s), {sum(int(i.get('records_read') or 0) for i in flows):,} records read, "
+        f"{sum(int(i.get('records_rejected') or 0) for i in flows):,} rejected")
+    _line(console, f"Inputs: {len(inputs)} log file(s), {read:,} lines read, {rejected:,} rejected{flow_text}; "
                    f"SHA-256 in the JSON report", "dim")
     outside = span_warning(report)
     if outside:

@@ -58,8 +58,9 @@ def victim_flows(data: Dataset, network: NetworkAnalysis) -> pa.Table | None:
     if not hosts:
         return None
     listed = ", ".join("'" + h.replace("'", "''") + "'" for h in hosts)
-    table: pa.Table = _duckdb(data).execute(
-        f"SELECT * FROM flows WHERE reject_reason IS NULL AND (dst_ip IN ({listed}) OR src_ip IN ({listed}))").arrow()
+    table: pa.Table = _duckdb(data).sql(
+        f"SELECT * FROM flows WHERE reject_reason IS NULL AND (dst_ip IN ({listed}) OR src_ip IN ({listed}))"
+    ).to_arrow_table()
     return table
 
 
@@ -169,7 +170,7 @@ def flows_only_report(data: Dataset, options: AnalyzeOptions, network: NetworkAn
         "generated_at": iso(datetime.now(UTC).replace(tzinfo=None)), "parameters": parameters(data, options),
         "inputs": [], "verdict": verdict, "incidents": [], "findings": [], "timeline": {},
         "attribution": ATTRIBUTION, "sources": {"top": [], "flagged": []}, "targets": {}, "impact": {},
-        "mitigation": {"blocklist": [], "note": "no access log: the network countermeasures are under network"},
+        "mitigation": {"blocklist": [], "note": "no access log, so no address to block from it: see the network countermeasures (mitigation.network)"},
     }
     network_section(report, data, network, None)
     return report
