@@ -144,8 +144,11 @@ class CsvTail:
         self.header: bytes | None = None
         self.lines = 0  # lines of the followed file before the next chunk
         self.scratch = tempfile.TemporaryDirectory(prefix="fw-flows-")
-        if not (from_start or replay):  # live from the end: the header is still the file's first line
-            self.header = _first_line(path)
+        if not (from_start or replay):  # live from the end: the position is taken now, the header is still
+            self.header = _first_line(path)  # the file's first line
+            for _skipped in self.follower.poll(final=False):
+                pass
+            self.lines = _count_lines(path, max((t.offset for t in self.follower.files.values()), default=0))
 
     def poll(self, final: bool) -> Iterator[pa.Table]:
         for chunk in self.follower.poll(final=final):
@@ -182,6 +185,19 @@ class CsvTail:
 
     def close(self) -> None:
         self.scratch.cleanup()
+
+
+def _count_lines(path: Path, end: int) -> int:
+    """Lines in the first ``end`` bytes of ``path`` (live from the end: the record numbers go on from there)."""
+    count = 0
+    with path.open("rb") as fh:
+        while end > 0:
+            block = fh.read(min(end, 1 << 20))
+            if not block:
+                break
+            count += block.count(b"\n")
+            end -= len(block)
+    return count
 
 
 def _first_line(path: Path) -> bytes:

@@ -46,7 +46,7 @@ class FlowWatchOptions:
     poll_interval: float = 1.0
     window_seconds: int = 600       #: flow time kept for the detection
     max_window_flows: int = 2_000_000  #: the window's cap in flows (the oldest tables go first beyond)
-    replay_step: int = 5            #: replay: detect every this many seconds of flow time
+    replay_step: int = 10           #: replay: detect every this many seconds of flow time
     update_seconds: int = 30
     #: live: how far behind the wall clock flows may arrive before quiet time counts (nfcapd's -t and more)
     lateness: int = 60
@@ -130,7 +130,8 @@ class FlowWatcher:
 
     def _prune(self) -> None:
         cutoff = self.clock - self.options.window_seconds
-        while self.window and (self.window[0][1] < cutoff or self.rows > self.options.max_window_flows):
+        while self.window and (self.window[0][1] < cutoff
+                               or (len(self.window) > 1 and self.rows > self.options.max_window_flows)):
             table, last_end = self.window.pop(0)
             self.rows -= table.num_rows
             if last_end >= cutoff:
