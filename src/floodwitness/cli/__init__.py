@@ -34,6 +34,7 @@ from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.formats import FORMATS, aliases_of, format_names
 from floodwitness.ingest import IngestOptions, ingest
 from floodwitness.ingest.checks import require_parsed
+from floodwitness.ingest.flows.run import flow_summary
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.mitigation.exports import EXPORTERS, blocklist_text, targets_text
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
@@ -70,7 +71,7 @@ def main() -> None:
 
 
 @main.command("ingest")
-@click.argument("logs", nargs=-1, required=True)
+@click.argument("logs", nargs=-1)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for the Parquet store (created; must be new or empty unless --overwrite).")
 @click.option("--format", "fmt", default="auto", show_default=True,
@@ -80,10 +81,18 @@ def main() -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Also write the ingest summary as JSON (- for stdout).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal summary.")
+@click.option("--flows", "flows", multiple=True, metavar="FILE_OR_DIR",
+              help="Flow records or packets beside the logs (repeatable; LOGS become optional): packet captures "
+                   "(pcap, pcapng), nfcapd files or folders of them (needs nfdump), nfdump CSV/JSON exports, "
+                   "captures of NetFlow v5/v9/IPFIX export datagrams; recognised by content. Stored in DIR/flows/.")
+@click.option("--flow-sampling", type=click.IntRange(1), metavar="N",
+              help="The flow exports are 1:N packet-sampled with counts not yet scaled: multiply them by N (a rate "
+                   "the input announces itself is always used).")
 @_source_options
 @_engine_options
 def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
-                   overwrite: bool, quiet: bool, log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
+                   overwrite: bool, quiet: bool, flows: tuple[str, ...], flow_sampling: int | None,
+                   log_formats: tuple[str, ...], trust_proxy: tuple[str, ...],
                    trust_cdn: tuple[str, ...], engine: str, spark_master: str | None,
                    spark_conf: tuple[str, ...], memory_limit: str | None, threads: int | None) -> None:
     """Read LOGS (files, globs, folders, or - for stdin; plain, .gz, .zst, .bz2) into a Parquet store.
@@ -93,7 +102,10 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
     parses (a wrong --format, a file that is not an access log), the store and its accounting are still
     written, and the command ends with an error saying why (exit 1).
     """
-    options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes)
+    if not logs and not flows:
+        raise UsageError("no input given", hint="Name log files, or give --flows FILE_OR_DIR (or both).")
+    options = _source(fmt, log_formats, trust_proxy, trust_cdn, max_line_bytes=max_line_bytes, flows=flows,
+                      flow_sampling=flow_sampling)
     runner = _open_engine(engine, spark_master, spark_conf, memory_limit, threads)
     try:
         with _progress(quiet) as progress:
@@ -105,6 +117,8 @@ def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: in
         _write_json(json_out, ingest_summary(manifest, out), quiet=quiet, what="the ingest summary")
     if not quiet and json_out != "-":
         print_ingest(_stdout(), manifest, out)
+        for line in flow_summary(manifest):
+            _stdout().print(Text(line))
     # The store is kept (its accounting says what was rejected and why), but a store of nothing is no success.
     require_parsed(manifest)
 

@@ -25,6 +25,9 @@ def require_parsed(manifest: Manifest, *, stored: bool = False) -> None:
     is a kept store's (the fix is then to ingest the logs again)."""
     if any(i.lines_parsed for i in manifest.inputs):
         return
+    if not manifest.inputs and manifest.flow_inputs:  # a store of flows only (#21): its flows are checked apart
+        require_flows(manifest)
+        return
     inputs = manifest.inputs
     path = inputs[0].path if len(inputs) == 1 else None
     if not inputs:  # ingest already refuses a run of skipped files; a store may still hold none
@@ -49,6 +52,22 @@ def require_parsed(manifest: Manifest, *, stored: bool = False) -> None:
     where = "" if path is not None else f" of the {len(inputs)} inputs"
     message = f"no line{where} could be parsed{as_format}: all {lines:,} lines rejected ({listed})"
     raise FormatError(message, path=path, hint=_hint(inputs, formats if fixed else [], stored, own))
+
+
+def require_flows(manifest: Manifest) -> None:
+    """Raise unless a flow record of ``manifest``'s flow inputs parsed (a store of flows only needs one)."""
+    if any(i.records_parsed for i in manifest.flow_inputs):
+        return
+    reasons: dict[str, int] = {}
+    for record in manifest.flow_inputs:
+        for reason, count in record.rejected_by_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    listed = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    read = sum(i.records_read for i in manifest.flow_inputs)
+    raise FormatError(f"no flow record could be read: {read:,} records read" + (f", all rejected ({listed})"
+                                                                              if listed else ""),
+                      path=manifest.flow_inputs[0].path if len(manifest.flow_inputs) == 1 else None,
+                      hint="Give flow inputs with flows in them (see `floodwitness ingest --help`, --flows).")
 
 
 def _hint(inputs: list[InputRecord], fixed: list[str], stored: bool, own: bool) -> str:

@@ -36,9 +36,18 @@ class IngestOptions:
     #: and without statistics of their text columns, in a quarter less CPU than zstd with every statistic, at
     #: twice the size (still a tenth of the log's).
     throwaway: bool = False
+    #: Flow inputs (#21): packet captures, nfcapd files or folders, nfdump CSV/JSON exports, NetFlow/IPFIX export
+    #: captures (files, folders, globs); read by :func:`floodwitness.ingest.flows.run.ingest_flows`.
+    flows: tuple[str, ...] = ()
+    #: The flow exports are 1:N sampled and their counts not yet scaled (rates an input announces are always used).
+    flow_sampling: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "max_line_bytes": self.max_line_bytes}
+        if self.flows:
+            out["flows"] = list(self.flows)
+        if self.flow_sampling:
+            out["flow_sampling"] = self.flow_sampling
         if self.log_formats:
             out["log_formats"] = list(self.log_formats)
         if self.trust_proxy:

@@ -65,7 +65,8 @@ class _NotALogError(Exception):
 @memory_guard
 def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None = None,
            engine: Engine | None = None, progress: Progress | None = None, overwrite: bool = False) -> Manifest:
-    """Ingest ``specs`` (files, globs, directories, ``-``) into a new store at ``out``."""
+    """Ingest ``specs`` (files, globs, directories, ``-``) into a new store at ``out``; with ``options.flows`` also
+    the flow inputs into ``out/flows/`` (then ``specs`` may be empty: a store of flows only)."""
     options = options or IngestOptions()
     root = Path(out)
     own = compile_formats(options.log_formats)  # the options first: a bad one fails before any reading
@@ -74,7 +75,8 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
     if fixed is None and len(own) == 1:
         fixed = own[0]  # one format of the user's own: the logs are in it
     on_spark = engine is not None and engine.name == "spark"
-    inputs = [] if on_spark else discover(specs)  # Spark lists its inputs itself (any Hadoop file system)
+    # Spark lists its inputs itself (any Hadoop file system); with --flows the access logs are optional
+    inputs = [] if on_spark or (options.flows and not specs) else discover(specs)
     _check_out(root, overwrite)
     root = root.absolute()  # an engine in another process (Spark's JVM) resolves paths against its own folder
     # Built beside the target and swapped in at the end: a failed run (or an interrupted one) leaves any
@@ -100,7 +102,12 @@ def ingest(specs: list[str], out: str | Path, *, options: IngestOptions | None =
                 manifest.skipped.append(skip.record)
                 continue
             manifest.inputs.append(record)
-        if not manifest.inputs and manifest.skipped:
+        if options.flows:
+            from floodwitness.ingest.flows.base import FlowOptions  # noqa: PLC0415 - flows only when asked
+            from floodwitness.ingest.flows.run import ingest_flows  # noqa: PLC0415
+
+            ingest_flows(list(options.flows), work, manifest, FlowOptions(sampling=options.flow_sampling))
+        if not manifest.inputs and not manifest.flow_inputs and manifest.skipped:
             first = manifest.skipped[0]
             raise FormatError(f"none of the {len(manifest.skipped)} file(s) found is an access log in a known "
                               f"format (first: {first['path']}: {first['reason']})",

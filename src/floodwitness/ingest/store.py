@@ -21,6 +21,8 @@ from floodwitness.schema import SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
 REQUESTS = "requests"
+#: Flow parts (#21): ``flows/part-<file_id:05d>-<n:05d>.parquet`` in :data:`floodwitness.schema.FLOW_ARROW_SCHEMA`.
+FLOWS = "flows"
 
 
 @dataclass
@@ -57,6 +59,38 @@ class InputRecord:
 
 
 @dataclass
+class FlowInputRecord:
+    """Accounting for one flow input (#21): ``records_read == records_parsed + records_rejected`` always; for a
+    packet capture also ``packets_read == packets_in_flows + sum(packets_outside_flows.values())`` when the
+    packets could be counted (``packets_read`` None: no packet counter was available)."""
+
+    file_id: int
+    path: str
+    sha256: str
+    bytes: int
+    #: "pcap" | "nfcapd" | "nfdump_csv" | "nfdump_json" | "netflow" | "ipfix"
+    kind: str
+    #: what read it, with its version, e.g. "nfstream 6.6.0", "nfdump 1.7.1"
+    reader: str
+    records_read: int
+    records_parsed: int
+    records_rejected: int
+    rejected_by_reason: dict[str, int]
+    reject_samples: list[RejectSample]
+    packets_read: int | None = None
+    packets_in_flows: int | None = None
+    #: packets of a capture in no flow row, by reason (e.g. "non_ip": ARP frames)
+    packets_outside_flows: dict[str, int] = field(default_factory=dict)
+    #: the 1:N sampling rates seen, as {"N": flow records}; counts in the flow table are already scaled
+    sampling: dict[str, int] = field(default_factory=dict)
+    first_ts: str | None = None
+    last_ts: str | None = None
+    parts: list[str] = field(default_factory=list)
+    #: what the reader says about the input beyond the counts (a truncated capture, fragments added, ...)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Manifest:
     schema: str
     tool_version: str
@@ -65,6 +99,8 @@ class Manifest:
     inputs: list[InputRecord] = field(default_factory=list)
     #: Files found by expanding a folder or glob that are not access logs: {path, sha256, bytes, reason}.
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: Flow inputs (#21): packet captures, nfdump files and exports, NetFlow/IPFIX; [] in stores made before.
+    flow_inputs: list[FlowInputRecord] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -86,8 +122,14 @@ class Manifest:
             item["reject_samples"] = [RejectSample(**s) for s in item.get("reject_samples", [])]
             item["long_lines"] = [tuple(x) for x in item.get("long_lines", [])]
             inputs.append(InputRecord(**item))
+        flows = []
+        for raw in data.get("flow_inputs", []):
+            item = dict(raw)
+            item["reject_samples"] = [RejectSample(**s) for s in item.get("reject_samples", [])]
+            flows.append(FlowInputRecord(**item))
         return cls(schema=data["schema"], tool_version=data["tool_version"], created=data["created"],
-                   options=data.get("options", {}), inputs=inputs, skipped=data.get("skipped", []))
+                   options=data.get("options", {}), inputs=inputs, skipped=data.get("skipped", []),
+                   flow_inputs=flows)
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,18 @@ class Store:
     @property
     def parts(self) -> list[str]:
         return [str(self.root / REQUESTS / part) for i in self.manifest.inputs for part in i.parts]
+
+    @property
+    def flow_parts(self) -> list[str]:
+        """The store's flow Parquet files (FLOW_ARROW_SCHEMA), in input order; [] without flow inputs."""
+        return flow_paths(self.root, self.manifest)
+
+
+def flow_paths(root: str | Path, manifest: Manifest | None = None) -> list[str]:
+    """The flow Parquet parts of the store at ``root`` (``manifest``: its already loaded manifest), in input
+    order, for the analysis to read (e.g. ``engine.parquet(flow_paths(store))``); [] when it holds no flows."""
+    manifest = manifest if manifest is not None else open_store(root).manifest
+    return [str(Path(root) / FLOWS / part) for i in manifest.flow_inputs for part in i.parts]
 
 
 def new_manifest(options: dict[str, Any], created: str) -> Manifest:
@@ -132,6 +186,7 @@ def open_store(path: str | Path) -> Store:
         raise StoreError(f"store schema {manifest.schema!r} is not {SCHEMA_VERSION!r}", path=str(root),
                          hint="Re-create the store with this version's `floodwitness ingest`.")
     missing = [p for i in manifest.inputs for p in i.parts if not (root / REQUESTS / p).is_file()]
+    missing += [p for i in manifest.flow_inputs for p in i.parts if not (root / FLOWS / p).is_file()]
     if missing:
         raise StoreError(f"store is missing {len(missing)} part file(s), e.g. {missing[0]}", path=str(root),
                          hint="Re-create the store with `floodwitness ingest`.")

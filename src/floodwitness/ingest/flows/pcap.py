@@ -2,6 +2,11 @@
 
 nfstream meters bidirectional flows; each becomes up to two rows of the flow table, one per direction that carried
 packets, so a capture's flows read like a router's unidirectional NetFlow records.
+
+Accounting (:func:`read_capture`): tcpdump counts the packets read and those outside any flow (non-IP frames such
+as ARP), and lists the IPv4 fragments after the first, which a flow meter drops (they carry no ports): each becomes
+a row of its own (null ports, 1 packet, its IP length, ``fragments`` 1), so a fragment flood stays visible.
+Without tcpdump the packets read are unknown (said so) and the fragments are not added.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from floodwitness.errors import FormatError
 from floodwitness.schema import FLOW_ARROW_SCHEMA, TCP_FLAGS
 
 if TYPE_CHECKING:
@@ -28,8 +34,12 @@ def read_pcap(path: str | Path, file_id: int = 0) -> pa.Table:
     """The capture's flows as a table of :data:`FLOW_ARROW_SCHEMA` (both directions, in flow order)."""
     from nfstream import NFStreamer  # noqa: PLC0415 - heavy import, only for captures
 
-    frame = NFStreamer(source=str(path), statistical_analysis=True, n_dissections=0, accounting_mode=1,
-                       idle_timeout=120, active_timeout=1800).to_pandas()
+    try:
+        frame = NFStreamer(source=str(path), statistical_analysis=True, n_dissections=0, accounting_mode=1,
+                           idle_timeout=120, active_timeout=1800).to_pandas()
+    except (ValueError, OSError) as exc:  # nfstream raises ValueError for a capture libpcap cannot open
+        raise FormatError(f"not a readable packet capture ({str(exc).strip()[:200]})", path=str(path),
+                          hint="Check that the file is a complete pcap or pcapng capture.") from None
     table = pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else None
     if table is None:
         return FLOW_ARROW_SCHEMA.empty_table()
