@@ -297,3 +297,41 @@ def test_live_from_the_end_numbers_records_as_in_the_file(syn_csv: Path, tmp_pat
         assert got == list(range(1002, 1012))
     finally:
         watcher.close()
+
+
+def test_a_truncated_csv_is_read_again_from_its_header(syn_csv: Path, tmp_path: Path) -> None:
+    """copytruncate: the file shrinks and starts again with its header; its new flows are numbered from line 2."""
+    lines = syn_csv.read_bytes().splitlines(keepends=True)
+    path = tmp_path / "rotated.csv"
+    path.write_bytes(b"".join(lines[:1]))
+    watcher = FlowWatcher([str(path)], FlowWatchOptions(poll_interval=0), [])
+    try:
+        with path.open("ab") as fh:
+            fh.write(b"".join(lines[1:101]))
+        assert sum(t.num_rows for t in watcher.sources[0].poll(False)) == 100
+        path.write_bytes(b"".join(lines[:1]) + b"".join(lines[200:205]))  # truncated and rewritten
+        got = [r for t in watcher.sources[0].poll(False) for r in t.column("record").to_pylist()]
+        assert got == [2, 3, 4, 5, 6]
+        assert watcher.sources[0].account.rejected == {"csv_header": 1}  # the new header, counted once
+    finally:
+        watcher.close()
+
+
+def test_network_gauges_are_served_beside_the_logs_ones() -> None:
+    pytest.importorskip("prometheus_client")
+    import urllib.request
+
+    from floodwitness.watch.alerts import Metrics
+
+    metrics = Metrics(0)
+    try:
+        metrics.update({"network_packets_per_second": 1234.0, "network_episodes_open": 1.0})
+        metrics.update({"requests_per_second": 5.0})  # the log watcher's update leaves the network gauges alone
+        port = metrics.server.server_port
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "floodwitness_network_packets_per_second 1234.0" in text
+        assert "floodwitness_network_episodes_open 1.0" in text
+        assert "floodwitness_requests_per_second 5.0" in text
+    finally:
+        metrics.close()
+        metrics.server.server_close()

@@ -456,6 +456,7 @@ def watch_command(logs: tuple[str, ...], flow_sources: tuple[str, ...], victims:
                            memory_limit=limit, threads=threads)
     flow_options = FlowWatchOptions(victims=victims or None, replay=replay, from_start=from_start,
                                     idle_exit=idle_exit, memory_limit=limit)
+    flow_watcher = None
     try:
         flow_watcher = FlowWatcher(list(flow_sources), flow_options, [shared],
                                    metrics.update if metrics else None) if flow_sources else None
@@ -464,6 +465,8 @@ def watch_command(logs: tuple[str, ...], flow_sources: tuple[str, ...], victims:
             click.echo(f"{spec}: matches no file yet; waiting for it to appear (like tail -F)", err=True)
         summary, flow_summary = run_together(watcher, flow_watcher)
     finally:
+        if flow_watcher is not None:  # also when the logs' watcher could not start
+            flow_watcher.close()
         for sink in sinks:
             sink.close()
         if metrics is not None:
