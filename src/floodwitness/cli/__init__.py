@@ -429,16 +429,23 @@ def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | Non
 
 
 @main.command("watch")
-@click.argument("logs", nargs=-1, required=True)
+@click.argument("logs", nargs=-1)
+@click.option("--flows", "flow_sources", multiple=True, metavar="SOURCE",
+              help="Also (or only) watch flows for network-level floods: nfcapd's output DIRECTORY (each completed "
+                   "nfcapd.YYYYMMDDhhmm file read once, in order; needs the nfdump program) or an nfdump CSV FILE "
+                   "(nfdump -o csv) that grows, tailed. Raises network_alert records. Repeatable.")
+@click.option("--victim", "victims", multiple=True, metavar="CIDR",
+              help="With --flows: a destination prefix to watch (e.g. 203.0.113.0/24); repeatable. Without it the "
+                   "targets are chosen from the flows, as analyze does.")
 @click.option("--alerts", "alerts_out", default="-", show_default=True, metavar="FILE",
               help="Append alerts as NDJSON to FILE (- for stdout).")
 @click.option("--webhook", metavar="URL", help="Also POST each alert as JSON to URL (retried, never blocking).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="N",
               help="Serve Prometheus metrics on 127.0.0.1:N (needs the `watch` extra).")
 @click.option("--state", "state_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Checkpoint offsets and window state in DIR; a restart resumes where it stopped.")
-@click.option("--replay", is_flag=True, help="Read finished logs to their end as if live, as fast as possible, "
-              "with the logs' own timestamps as the clock.")
+              help="Checkpoint offsets and window state in DIR; a restart resumes where it stopped (logs only).")
+@click.option("--replay", is_flag=True, help="Read finished logs (and flows) to their end as if live, as fast as "
+              "possible, with their own timestamps as the clock.")
 @click.option("--from-start", is_flag=True, help="Live: read existing files from their first line, not their end.")
 @click.option("--format", "fmt", default="auto", show_default=True, metavar="NAME",
               type=click.Choice(["auto", *format_names()]),
@@ -446,40 +453,75 @@ def demo_command(kind: str, seed: int, json_out: str | None, html_out: str | Non
 @click.option("--idle-exit", type=float, metavar="SECONDS", help="Live: stop after SECONDS without a new line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr at the end.")
 @_resource_options
-def watch_command(logs: tuple[str, ...], alerts_out: str, webhook: str | None, metrics_port: int | None,
-                  state_dir: str | None, replay: bool, from_start: bool, fmt: str, idle_exit: float | None,
-                  quiet: bool, memory_limit: str | None, threads: int | None) -> None:
+def watch_command(logs: tuple[str, ...], flow_sources: tuple[str, ...], victims: tuple[str, ...], alerts_out: str,
+                  webhook: str | None, metrics_port: int | None, state_dir: str | None, replay: bool,
+                  from_start: bool, fmt: str, idle_exit: float | None, quiet: bool, memory_limit: str | None,
+                  threads: int | None) -> None:
     """Follow LOGS (files or globs, like `tail -F`, or - for stdin) and raise alerts as NDJSON lines
     ({"type": "alert"|"update"|"resolved", "kind", "log_time", "detected_at", "window", "summary",
     "top_sources", "blocklist", "blocklist_size"}; an update carries the blocklist's changes,
     "blocklist_added" and "blocklist_removed") when the traffic or the server errors break from the
-    rolling baseline. A log that does not exist yet is waited for; with --replay it is an error."""
+    rolling baseline. A log that does not exist yet is waited for; with --replay it is an error.
+
+    With --flows, network floods found in flow records raise {"type": "network_alert", "event":
+    "open"|"update"|"close", "episode", "target", "vectors", "start", "peak", "peak_pps", "peak_bps",
+    "sources", "source_role", "log_time", "detected_at"}, beside the logs' alerts or alone (LOGS optional)."""
     from floodwitness.watch import Watcher, WatchOptions  # noqa: PLC0415
     from floodwitness.watch.alerts import Metrics, NdjsonSink, WebhookSender  # noqa: PLC0415
+    from floodwitness.watch.flowwatch import FlowWatcher, FlowWatchOptions  # noqa: PLC0415
+    from floodwitness.watch.together import SharedSink, run_together  # noqa: PLC0415
 
-    sinks: list[Any] = [NdjsonSink(alerts_out, protect=frozenset(logs))]
+    if not logs and not flow_sources:
+        raise UsageError("nothing to watch", hint="Name log files (or - for stdin), or give --flows SOURCE.")
+    if victims and not flow_sources:
+        raise UsageError("--victim needs --flows", hint="Give the flows to watch with --flows DIR|FILE.")
+    sinks: list[Any] = [NdjsonSink(alerts_out, protect=frozenset(logs + flow_sources))]
     hook = WebhookSender(webhook) if webhook else None
     sinks += [hook] if hook else []
+    shared = SharedSink(sinks)
     metrics = Metrics(metrics_port) if metrics_port else None
+    limit = _memory_limit(memory_limit)
     options = WatchOptions(format=fmt, replay=replay, from_start=from_start, state=state_dir, idle_exit=idle_exit,
-                           memory_limit=_memory_limit(memory_limit), threads=threads)
+                           memory_limit=limit, threads=threads)
+    flow_options = FlowWatchOptions(victims=victims or None, replay=replay, from_start=from_start,
+                                    idle_exit=idle_exit, memory_limit=limit)
+    flow_watcher = None
     try:
-        watcher = Watcher(list(logs), options, sinks, metrics.update if metrics else None)
-        for spec in [] if quiet else watcher.waiting:
+        flow_watcher = FlowWatcher(list(flow_sources), flow_options, [shared],
+                                   metrics.update if metrics else None) if flow_sources else None
+        watcher = Watcher(list(logs), options, [shared], metrics.update if metrics else None) if logs else None
+        for spec in [] if quiet or watcher is None else watcher.waiting:
             click.echo(f"{spec}: matches no file yet; waiting for it to appear (like tail -F)", err=True)
-        summary = watcher.run()
+        summary, flow_summary = run_together(watcher, flow_watcher)
     finally:
+        if flow_watcher is not None:  # also when the logs' watcher could not start
+            flow_watcher.close()
         for sink in sinks:
             sink.close()
         if metrics is not None:
             metrics.close()
     if not quiet:
+        _watch_summary(summary, flow_summary)
+
+
+def _watch_summary(summary: Any, flows: Any) -> None:
+    if summary is not None:
         rejected = sum(summary.rejected.values())
         click.echo(f"watched {summary.lines:,} lines ({summary.parsed:,} parsed, {rejected:,} rejected) in "
                    f"{summary.seconds:.1f} s: {summary.alerts} alert(s), {summary.events} event(s)", err=True)
         if summary.gaps:
             click.echo(f"the logs' time jumped {summary.gaps} time(s) by more than the baseline's history: "
                        "detection restarted (warm-up included) after each jump", err=True)
+    if flows is not None:
+        rejected = sum(flows.rejected.values())
+        click.echo(f"watched {flows.flows:,} flows ({rejected:,} records rejected) in {flows.seconds:.1f} s: "
+                   f"{flows.detections:,} detection(s), {flows.alerts} network episode(s) opened, "
+                   f"{flows.events} event(s)", err=True)
+        for what, n in (("flows dated implausibly far ahead left out", flows.future_flows),
+                        ("flows dropped over the window's cap", flows.dropped_flows),
+                        ("nfcapd files nfdump could not read", flows.failed_files)):
+            if n:
+                click.echo(f"{what}: {n:,}", err=True)
 
 
 if __name__ == "__main__":

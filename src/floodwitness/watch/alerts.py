@@ -136,7 +136,12 @@ class Metrics:
                  "distinct_clients": "Distinct clients in the last minute (HyperLogLog estimate)",
                  "error_share": "Share of 5xx responses over the last closed 10 seconds",
                  "alert": "1 while an incident is open, else 0",
-                 "lines": "Lines read since the watch started (kept across restarts with --state)"}
+                 "lines": "Lines read since the watch started (kept across restarts with --state)",
+                 "network_packets_per_second": "Packets per second to the watched targets (flows, last 10 s of "
+                                               "flow time)",
+                 "network_bits_per_second": "Bits per second to the watched targets (flows, last 10 s of flow time)",
+                 "network_episodes_open": "Network episodes (flood vectors seen in the flows) open now",
+                 "flows_in_window": "Flows held in the rolling detection window"}
         self.gauges = {k: prom.Gauge(f"floodwitness_{k}", doc, registry=self.registry) for k, doc in names.items()}
         try:
             self.server, self.thread = prom.start_http_server(port, addr=host, registry=self.registry)
@@ -145,8 +150,10 @@ class Metrics:
                              hint="Choose another --metrics-port.") from exc
 
     def update(self, values: dict[str, float]) -> None:
-        for key, gauge in self.gauges.items():
-            gauge.set(values.get(key, 0.0))
+        """Set the gauges ``values`` names (the log and the flow watchers each update their own)."""
+        for key, value in values.items():
+            if key in self.gauges:
+                self.gauges[key].set(value)
 
     def close(self) -> None:
         self.server.shutdown()
