@@ -170,7 +170,8 @@ def flows_only_report(data: Dataset, options: AnalyzeOptions, network: NetworkAn
         "generated_at": iso(datetime.now(UTC).replace(tzinfo=None)), "parameters": parameters(data, options),
         "inputs": [], "verdict": verdict, "incidents": [], "findings": [], "timeline": {},
         "attribution": ATTRIBUTION, "sources": {"top": [], "flagged": []}, "targets": {}, "impact": {},
-        "mitigation": {"blocklist": [], "note": "no access log, so no address to block from it: see the network countermeasures (mitigation.network)"},
+        "mitigation": {"blocklist": [], "note": "no access log, so no address to block from it: see the network "
+                                             "countermeasures (mitigation.network)"},
     }
     network_section(report, data, network, None)
     return report
