@@ -187,7 +187,7 @@ SELECT
   CASE WHEN reason IS NULL THEN coalesce(nullif(ra, ''), '{exporter}') END AS exporter,
   file_id::INTEGER AS file_id, record::BIGINT AS record, reason AS reject_reason,
   CASE WHEN reason IS NOT NULL THEN left(rtrim(text, chr(10) || chr(13)), {RAW_SAMPLE_CHARS}) END AS raw
-FROM r ORDER BY record
+FROM r
 """
 
 
