@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -41,7 +42,30 @@ def query(store: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budget_s: float = 30.0) -> int:
+def nfcapd_of(capture: Path, folder: Path, version: str, *extra: str) -> Path:
+    """The nfcapd file the real nfcapd writes from softflowd's export of ``capture`` (both on 127.0.0.1 only)."""
+    nfcapd = need("nfcapd")
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    folder.mkdir()
+    proc = subprocess.Popen([nfcapd, "-w", str(folder), "-p", str(port), "-b", "127.0.0.1", "-t", "3600"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        softflowd_exports(capture, folder.parent / "sent.pcap", version, *extra, to_port=port)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # nfcapd writes its file out when asked to stop
+        proc.wait(timeout=20)
+    files = sorted(folder.glob("nfcapd.*"))
+    assert files, "nfcapd wrote no file"
+    return files[0]
+
+
+def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budget_s: float = 30.0,
+                      to_port: int | None = None) -> int:
     """Replay ``capture`` through the real softflowd, exporting NetFlow ``version`` to a UDP socket of ours on
     127.0.0.1 (loopback only), and write the datagrams received as a pcap at ``out``; the datagrams' count.
 
@@ -51,7 +75,7 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(0.2)
-    port = receiver.getsockname()[1]
+    port = to_port or receiver.getsockname()[1]
     control = out.with_suffix(".ctl")
     short = out.parent / "c.pcap"  # softflowd keeps 16 characters of the capture's name for its messages
     short.symlink_to(capture)

@@ -31,6 +31,7 @@ from floodwitness.ingest.flows.base import (
     to_flow_table,
     tool_version,
 )
+from floodwitness.ingest.flows.csvfast import fast_tables
 from floodwitness.inputs import InputFile
 from floodwitness.inputs.lines import FileAccount, LineBatcher, iter_line_batches
 
@@ -176,7 +177,7 @@ def read_nfdump_csv(path: Path, file_id: int, options: FlowOptions) -> tuple[Flo
     """``nfdump -o csv`` output (second-precision times, protocol names, a Summary block at the end): every line
     is a record or a counted non-record (the header, the Summary block, blank lines)."""
     lines, batches = iter_line_batches(InputFile(str(path)), file_id, batch_bytes=options.batch_bytes)
-    account = FlowAccount(path=str(path), kind="nfdump_csv", reader="duckdb (nfdump CSV)")
+    account = FlowAccount(path=str(path), kind="nfdump_csv", reader=f"duckdb {duckdb.__version__} (lines)")
     first = next(batches, None)
     header = "" if first is None or first.num_rows == 0 else str(first.column("text")[0].as_py()).strip()
     names = header.split(",")
@@ -200,6 +201,11 @@ def read_nfdump_csv(path: Path, file_id: int, options: FlowOptions) -> tuple[Flo
 
     def tables() -> Iterator[pa.Table]:
         if first is None:
+            return
+        fast = fast_tables(path, file_id, names, positions, scale, account)
+        if fast is not None:
+            account.reader = f"duckdb {duckdb.__version__} read_csv"
+            yield from fast
             return
         all_batches = _chain(first, batches)
         yield from _parse_lines(_groups(all_batches), make_sql, account)
