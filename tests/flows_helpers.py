@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,7 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
     softflowd, softflowctl = need("softflowd"), need("softflowctl")
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)  # softflowd sends in bursts
     receiver.settimeout(0.2)
     port = to_port or receiver.getsockname()[1]
     control = out.with_suffix(".ctl")
@@ -83,6 +85,8 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
                              "-c", str(control), "-p", str(out.with_suffix(".pid")), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     datagrams: list[bytes] = []
+    listening = threading.Thread(target=lambda: datagrams.extend(_drain(receiver, proc)), daemon=True)
+    listening.start()  # received while softflowd runs, so no burst overflows the socket's buffer
     deadline = time.monotonic() + budget_s
     try:
         for _ in range(200):
@@ -91,11 +95,12 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
             if control.exists():
                 subprocess.run([softflowctl, "-c", str(control), "statistics"], capture_output=True,
                                timeout=5, check=False)
-            datagrams += _drain(receiver)
-        datagrams += _drain(receiver)
+            time.sleep(0.05)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
+        listening.join(timeout=budget_s)
         receiver.close()
     with out.open("wb") as stream:
         writer = dpkt.pcap.Writer(stream, linktype=dpkt.pcap.DLT_EN10MB)
@@ -108,10 +113,12 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
     return len(datagrams)
 
 
-def _drain(receiver: socket.socket) -> list[bytes]:
+def _drain(receiver: socket.socket, proc: subprocess.Popen[bytes]) -> list[bytes]:
+    """Datagrams until the sender has exited and 0.2 s passed without one."""
     out: list[bytes] = []
     while True:
         try:
             out.append(receiver.recv(65535))
         except TimeoutError:
-            return out
+            if proc.poll() is not None:
+                return out
