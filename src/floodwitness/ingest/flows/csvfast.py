@@ -54,7 +54,7 @@ def summary_line(path: Path, lines: int) -> int:
 
 
 def _source(path: Path, names: list[str]) -> str:
-    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    columns = "{" + ", ".join(f"'c_{n}': 'VARCHAR'" for n in names) + "}"
     quoted = str(path).replace("'", "''")
     return (f"read_csv('{quoted}', delim=',', quote='', escape='', header=false, skip=1, columns={columns}, "
             f"null_padding=true, auto_detect=false, new_line='\\n', strict_mode=true, nullstr='{NEVER}')")
@@ -84,18 +84,17 @@ def fast_tables(path: Path, file_id: int, names: list[str], positions: dict[str,
 def _tables(con: duckdb.DuckDBPyConnection, path: Path, ids: tuple[int, int], names: list[str],
             positions: dict[str, int], account: FlowAccount, lines: int) -> Iterator[pa.Table]:
     file_id, scale = ids
-    fields = ", ".join(f'trim("{names[positions[k]]}") AS {k}' if k in positions else f"NULL::VARCHAR AS {k}"
+    fields = ", ".join(f'trim("c_{names[positions[k]]}") AS {k}' if k in positions else f"NULL::VARCHAR AS {k}"
                        for k in FIELDS)
-    text = "concat_ws(',', " + ", ".join(f'"{n}"' for n in names) + ")"
+    text = "concat_ws(',', " + ", ".join(f'"c_{n}"' for n in names) + ")"  # the line, for rejected ones only
     summary = summary_line(path, lines)
-    source = f"""(SELECT {file_id} AS file_id, line AS record, text,
-          CASE WHEN line >= {summary} THEN 'nfdump_summary' END AS pre_reject, fw_last IS NOT NULL AS ok, *
-        FROM (SELECT row_number() OVER () + 1 AS line, {text} AS text, "{names[-1]}" AS fw_last, {fields}
-              FROM {_source(path, names)}))"""
+    source = f"""(SELECT {file_id} AS file_id, line AS record, NULL AS text,
+          CASE WHEN line >= {summary} THEN 'nfdump_summary' END AS pre_reject, "c_{names[-1]}" IS NOT NULL AS ok, *
+        FROM (SELECT row_number() OVER () + 1 AS line, {fields}, * FROM {_source(path, names)}))"""
     try:
         account.records_read += 1
         yield _header_row(con, file_id, names)
-        for batch in con.sql(normalize_sql(source, exporter="nfdump CSV", sampling=scale, scale=scale)
+        for batch in con.sql(normalize_sql(source, exporter="nfdump CSV", sampling=scale, scale=scale, raw=text)
                              ).to_arrow_reader(ROWS_PER_TABLE):
             account.records_read += batch.num_rows
             yield pa.Table.from_batches([batch]).cast(FLOW_ARROW_SCHEMA)

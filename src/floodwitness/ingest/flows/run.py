@@ -77,7 +77,8 @@ def _write_parts(tables: Iterator[pa.Table], root: Path, file_id: int) -> list[s
 
     def flush() -> None:
         name = f"part-{file_id:05d}-{len(parts):05d}.parquet"
-        pq.write_table(pa.concat_tables(pending), root / FLOWS / name, compression="zstd", row_group_size=ROW_GROUP)
+        pq.write_table(pa.concat_tables(pending), root / FLOWS / name, compression="zstd", row_group_size=ROW_GROUP,
+                       use_dictionary=["exporter", "reject_reason", "proto", "ip_family", "sampling"])
         parts.append(name)
         pending.clear()
 
