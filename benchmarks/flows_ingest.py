@@ -50,7 +50,8 @@ def make_csv(path: Path, records: int) -> None:
     rng = np.random.default_rng(21)
     chunk = 1_000_000
     names = HEADER.split(",")
-    with path.open("wb") as out:
+    partial = path.with_suffix(".partial")  # renamed when complete: an interrupted run leaves no short file
+    with partial.open("wb") as out:
         out.write((HEADER + "\n").encode())
         for lo in range(0, records, chunk):
             n = min(chunk, records - lo)
@@ -74,6 +75,7 @@ def make_csv(path: Path, records: int) -> None:
             pacsv.write_csv(table, body, pacsv.WriteOptions(include_header=False, quoting_style="none"))
             out.write(body.getvalue().to_pybytes())
         out.write(b"Summary\nflows,bytes,packets,avg_bps,avg_pps,avg_bpp\n0,0,0,0,0,0\n")
+    partial.replace(path)
 
 
 def make_nfcapd(path: Path, copies: int) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +43,30 @@ def query(store: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budget_s: float = 30.0) -> int:
+def nfcapd_of(capture: Path, folder: Path, version: str, *extra: str) -> Path:
+    """The nfcapd file the real nfcapd writes from softflowd's export of ``capture`` (both on 127.0.0.1 only)."""
+    nfcapd = need("nfcapd")
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    folder.mkdir()
+    proc = subprocess.Popen([nfcapd, "-w", str(folder), "-p", str(port), "-b", "127.0.0.1", "-t", "3600"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        softflowd_exports(capture, folder.parent / "sent.pcap", version, *extra, to_port=port)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # nfcapd writes its file out when asked to stop
+        proc.wait(timeout=20)
+    files = sorted(folder.glob("nfcapd.*"))
+    assert files, "nfcapd wrote no file"
+    return files[0]
+
+
+def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budget_s: float = 30.0,
+                      to_port: int | None = None) -> int:
     """Replay ``capture`` through the real softflowd, exporting NetFlow ``version`` to a UDP socket of ours on
     127.0.0.1 (loopback only), and write the datagrams received as a pcap at ``out``; the datagrams' count.
 
@@ -50,8 +75,9 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
     softflowd, softflowctl = need("softflowd"), need("softflowctl")
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)  # softflowd sends in bursts
     receiver.settimeout(0.2)
-    port = receiver.getsockname()[1]
+    port = to_port or receiver.getsockname()[1]
     control = out.with_suffix(".ctl")
     short = out.parent / "c.pcap"  # softflowd keeps 16 characters of the capture's name for its messages
     short.symlink_to(capture)
@@ -59,6 +85,8 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
                              "-c", str(control), "-p", str(out.with_suffix(".pid")), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     datagrams: list[bytes] = []
+    listening = threading.Thread(target=lambda: datagrams.extend(_drain(receiver, proc)), daemon=True)
+    listening.start()  # received while softflowd runs, so no burst overflows the socket's buffer
     deadline = time.monotonic() + budget_s
     try:
         for _ in range(200):
@@ -67,11 +95,12 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
             if control.exists():
                 subprocess.run([softflowctl, "-c", str(control), "statistics"], capture_output=True,
                                timeout=5, check=False)
-            datagrams += _drain(receiver)
-        datagrams += _drain(receiver)
+            time.sleep(0.05)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
+        listening.join(timeout=budget_s)
         receiver.close()
     with out.open("wb") as stream:
         writer = dpkt.pcap.Writer(stream, linktype=dpkt.pcap.DLT_EN10MB)
@@ -84,10 +113,12 @@ def softflowd_exports(capture: Path, out: Path, version: str, *extra: str, budge
     return len(datagrams)
 
 
-def _drain(receiver: socket.socket) -> list[bytes]:
+def _drain(receiver: socket.socket, proc: subprocess.Popen[bytes]) -> list[bytes]:
+    """Datagrams until the sender has exited and 0.2 s passed without one."""
     out: list[bytes] = []
     while True:
         try:
             out.append(receiver.recv(65535))
         except TimeoutError:
-            return out
+            if proc.poll() is not None:
+                return out

@@ -4,6 +4,7 @@ sampling scaled, and bad input counted or refused clearly."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from floodwitness.ingest import IngestOptions, ingest, open_store
 from floodwitness.ingest.checks import require_parsed
 from floodwitness.ingest.store import Manifest, flow_paths
 from floodwitness.schema import FLOW_ARROW_SCHEMA
-from tests.flows_helpers import CAPTURES, PACKETS, need, query, softflowd_exports
+from tests.flows_helpers import CAPTURES, PACKETS, need, nfcapd_of, query, softflowd_exports
 
 VICTIM = "172.31.28.132"
 SSDP = f"dst_ip = '{VICTIM}' AND src_port = 1900 AND proto = 17"
@@ -132,6 +133,19 @@ def test_softflowd_exports_decode_to_the_capture_totals(captures: Path, tmp_path
     assert abs((first - metered_first).total_seconds()) < 1
 
 
+def test_netflow_decoder_and_nfcapd_agree_on_the_same_exports(captures: Path, tmp_path: Path) -> None:
+    need("nfdump")
+    capture = captures / "booter_ssdp_amp_2014.pcap"
+    nfcapd_file = nfcapd_of(capture, tmp_path / "nfcapd", "9")
+    (tmp_path / "own").mkdir()
+    softflowd_exports(capture, tmp_path / "own" / "exports.pcap", "9")
+    flows([nfcapd_file], tmp_path / "n")
+    flows([tmp_path / "own" / "exports.pcap"], tmp_path / "d")
+    sql = f"SELECT count(*), sum(packets), sum(bytes), sum(packets) FILTER (WHERE {SSDP}) FROM f"
+    assert query(tmp_path / "n", sql) == query(tmp_path / "d", sql)
+    assert query(tmp_path / "d", sql)[0][1] == 4182
+
+
 def test_sampling_announced_or_declared_is_scaled(captures: Path, tmp_path: Path) -> None:
     need("tcpdump")
     v9 = tmp_path / "v9.pcap"
@@ -232,3 +246,24 @@ def test_cli_ingest_flows_summary(captures: Path, tmp_path: Path) -> None:
     assert summary["flow_inputs"][0]["packets_outside_flows"]["non_ip"] == 18
     none = CliRunner().invoke(main, ["ingest", "-o", str(tmp_path / "t")])
     assert none.exit_code == 1 and "no input given" in none.output
+
+
+def test_csv_fast_path_and_line_path_store_the_same_rows(tmp_path: Path) -> None:
+    """A plain CSV goes through DuckDB's own reader, a gzipped one line by line: the same rows either way."""
+    header = "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt"
+    good = "2024-05-01 10:00:00,2024-05-01 10:00:02,2.000,198.51.100.7,203.0.113.10,123,443,UDP,........,0,0,10,4680,0,0"
+    lines = [header, *[good.replace("10:00:00", f"10:00:{i:02d}") for i in range(30)], "1,2,3",
+             good.replace("UDP", "BOGUS"), good.replace("198.51.100.7", "2001:db8::1"), "Summary", "flows,bytes", "1,2"]
+    plain = tmp_path / "p.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    (tmp_path / "z").mkdir()
+    zipped = tmp_path / "z" / "p.csv.gz"
+    zipped.write_bytes(gzip.compress(plain.read_bytes()))
+    fast = flows([plain], tmp_path / "a").flow_inputs[0]
+    slow = flows([zipped], tmp_path / "b").flow_inputs[0]
+    assert "read_csv" in fast.reader and "lines" in slow.reader
+    assert fast.rejected_by_reason == slow.rejected_by_reason == {"bad_address": 1, "bad_columns": 1,
+                                                                  "bad_protocol": 1, "csv_header": 1,
+                                                                  "nfdump_summary": 3}
+    sql = "SELECT * EXCLUDE (file_id) FROM f ORDER BY record"
+    assert query(tmp_path / "a", sql) == query(tmp_path / "b", sql)

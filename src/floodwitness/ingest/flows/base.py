@@ -144,10 +144,12 @@ _IPV4 = r"^\d{1,3}(\.\d{1,3}){3}$"
 _IPV6 = r"^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$"
 
 
-def normalize_sql(source: str, *, exporter: str, sampling: int, scale: int) -> str:
+def normalize_sql(source: str, *, exporter: str, sampling: int, scale: int,
+                  raw: str = "rtrim(text, chr(10) || chr(13))") -> str:
     """SQL from ``source`` (columns file_id, record, text, pre_reject, ok, ts, te, sa, da, sp, dp, pr, flg, pk, bt,
     ra, all text but the first two and ``ok``: the record had its fields) to the flow table's columns: one row per
-    record, parsed or rejected with its reason. ``scale``: multiply the counts (1 when already scaled)."""
+    record, parsed or rejected with its reason. ``scale``: multiply the counts (1 when already scaled); ``raw``:
+    the SQL of a rejected record's text (evaluated for rejected records only)."""
     ported = ", ".join(str(p) for p in PORTED)
     return f"""
 WITH c AS (
@@ -186,8 +188,8 @@ SELECT
   NULL::BIGINT AS fragments,
   CASE WHEN reason IS NULL THEN coalesce(nullif(ra, ''), '{exporter}') END AS exporter,
   file_id::INTEGER AS file_id, record::BIGINT AS record, reason AS reject_reason,
-  CASE WHEN reason IS NOT NULL THEN left(rtrim(text, chr(10) || chr(13)), {RAW_SAMPLE_CHARS}) END AS raw
-FROM r ORDER BY record
+  CASE WHEN reason IS NOT NULL THEN left({raw}, {RAW_SAMPLE_CHARS}) END AS raw
+FROM r
 """
 
 

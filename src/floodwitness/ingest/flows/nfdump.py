@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -30,6 +31,7 @@ from floodwitness.ingest.flows.base import (
     to_flow_table,
     tool_version,
 )
+from floodwitness.ingest.flows.csvfast import fast_tables
 from floodwitness.inputs import InputFile
 from floodwitness.inputs.lines import FileAccount, LineBatcher, iter_line_batches
 
@@ -71,11 +73,24 @@ def _groups(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
+def _prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Cut the next group of lines on a worker thread while DuckDB parses this one (both release the GIL)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-flow-read") as pool:
+        ahead: Future[pa.Table | None] = pool.submit(next, groups, None)
+        while True:
+            group = ahead.result()
+            if group is None:
+                return
+            ahead = pool.submit(next, groups, None)
+            yield group
+
+
 def _parse_lines(groups: Iterator[pa.Table], make_sql: Callable[[pa.Table], str],
                  account: FlowAccount) -> Iterator[pa.Table]:
+    """Each group of numbered lines parsed by DuckDB into flow rows (the scan keeps the lines' order)."""
     con = duckdb.connect()
     try:
-        for group in groups:
+        for group in _prefetched(groups):
             account.records_read += group.num_rows
             con.register(LINES, group)
             try:
@@ -162,7 +177,7 @@ def read_nfdump_csv(path: Path, file_id: int, options: FlowOptions) -> tuple[Flo
     """``nfdump -o csv`` output (second-precision times, protocol names, a Summary block at the end): every line
     is a record or a counted non-record (the header, the Summary block, blank lines)."""
     lines, batches = iter_line_batches(InputFile(str(path)), file_id, batch_bytes=options.batch_bytes)
-    account = FlowAccount(path=str(path), kind="nfdump_csv", reader="duckdb (nfdump CSV)")
+    account = FlowAccount(path=str(path), kind="nfdump_csv", reader=f"duckdb {duckdb.__version__} (lines)")
     first = next(batches, None)
     header = "" if first is None or first.num_rows == 0 else str(first.column("text")[0].as_py()).strip()
     names = header.split(",")
@@ -186,6 +201,11 @@ def read_nfdump_csv(path: Path, file_id: int, options: FlowOptions) -> tuple[Flo
 
     def tables() -> Iterator[pa.Table]:
         if first is None:
+            return
+        fast = fast_tables(path, file_id, names, positions, scale, account)
+        if fast is not None:
+            account.reader = f"duckdb {duckdb.__version__} read_csv"
+            yield from fast
             return
         all_batches = _chain(first, batches)
         yield from _parse_lines(_groups(all_batches), make_sql, account)

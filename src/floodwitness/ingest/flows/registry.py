@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from floodwitness.errors import FormatError
 from floodwitness.ingest.flows import capture, netflow, nfdump
+from floodwitness.inputs import InputFile
+from floodwitness.inputs.opener import RawStats, detect_compression, open_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,6 +78,8 @@ def sniff(path: Path) -> FlowKind:
     """The reader for ``path`` by its content, or a FormatError naming what flow inputs are read."""
     with path.open("rb") as stream:
         head = stream.read(HEAD_BYTES)
+    if detect_compression(head) != "none":  # a compressed CSV/JSON export: sniff its decompressed start
+        head = next(open_blocks(InputFile(str(path)), RawStats()), b"")[:HEAD_BYTES]
     for kind in READERS:
         if kind.sniff(head, path):
             return kind

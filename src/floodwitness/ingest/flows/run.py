@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from floodwitness.errors import FloodwitnessError, InputError
@@ -20,10 +21,14 @@ from floodwitness.ingest.store import FLOWS, FlowInputRecord, RejectSample
 from floodwitness.safe import terminal_safe
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from floodwitness.ingest.store import Manifest
 
 #: Rows per Parquet row group of a flow part (time-range queries prune row groups by their statistics).
 ROW_GROUP = 256 * 1024
+#: Rows per flow part (bounded memory: a part is held as Arrow before it is written).
+PART_ROWS = 2 * 1024 * 1024
 
 
 def discover_flows(specs: list[str]) -> list[tuple[Path, bool]]:
@@ -61,18 +66,29 @@ def ingest_flows(specs: list[str], work_root: Path, manifest: Manifest, options:
             continue
         file_id = len(manifest.flow_inputs)
         account, tables = kind.read(path, file_id, options)
-        parts = _write_parts(tables, work_root, file_id)
+        parts = _write_parts(iter(tables), work_root, file_id)
         manifest.flow_inputs.append(_record(account, file_id, work_root, parts))
 
 
-def _write_parts(tables: object, root: Path, file_id: int) -> list[str]:
+def _write_parts(tables: Iterator[pa.Table], root: Path, file_id: int) -> list[str]:
+    """One Parquet part per ~:data:`PART_ROWS` rows (a reader's small tables are gathered first)."""
     parts: list[str] = []
-    for table in tables:  # type: ignore[attr-defined]
-        if not table.num_rows:
-            continue
+    pending: list[pa.Table] = []
+
+    def flush() -> None:
         name = f"part-{file_id:05d}-{len(parts):05d}.parquet"
-        pq.write_table(table, root / FLOWS / name, compression="zstd", row_group_size=ROW_GROUP)
+        pq.write_table(pa.concat_tables(pending), root / FLOWS / name, compression="zstd", row_group_size=ROW_GROUP,
+                       use_dictionary=["exporter", "reject_reason", "proto", "ip_family", "sampling"])
         parts.append(name)
+        pending.clear()
+
+    for table in tables:
+        if table.num_rows:
+            pending.append(table)
+        if sum(t.num_rows for t in pending) >= PART_ROWS:
+            flush()
+    if pending:
+        flush()
     return parts
 
 
