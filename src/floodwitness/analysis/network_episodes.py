@@ -28,14 +28,30 @@ class Cut:
     vectors: tuple[str, ...]
 
 
-def qualifies(spec: VectorSpec, packets: float, sources: int, vp: np.ndarray, total: np.ndarray) -> bool:
-    """Whether a vector's traffic to a target passes its thresholds (data/vectors.json)."""
+def qualifies(spec: VectorSpec, packets: float, sources: int, records: int, vp: np.ndarray, total: np.ndarray, *,
+              min_records: int = 0) -> bool:
+    """Whether a vector's traffic to a target passes its thresholds (data/vectors.json); ``records``: the flow
+    records behind it (a sampled export scales one record to N packets: a handful of records is no flood, whatever
+    the packets they stand for)."""
     t = spec.thresholds
     active = np.flatnonzero(vp > 0)
-    if packets < t.min_packets or sources < t.min_sources or not len(active) or vp.max() < t.min_peak_pps:
+    if packets < t.min_packets or sources < t.min_sources or not len(active) or vp.max() < t.min_peak_pps \
+            or records < min_records:
         return False
     span = total[active[0]:active[-1] + 1].sum()
     return bool(span > 0 and vp[active[0]:active[-1] + 1].sum() / span >= t.min_share)
+
+
+def _dense(vectors: Vectors, spec: VectorSpec, c: Cut, d: dict[str, Any]) -> bool:
+    """Whether the episode's flow records of a vector are enough to call it: at least ``min_records``, and for a
+    direct vector (a signature of flags or protocol, which a sampled export's stray packets of ordinary connections
+    can show) at least ``min_records_per_minute`` of the episode's minutes. Reflection has its own evidence (answers
+    nobody asked for, from several reflectors)."""
+    records = int(d.get("records") or 0)
+    if records < vectors.min_records:
+        return False
+    minutes = (c.s1 - c.s0 + 1) / 60
+    return spec.reflection or records >= vectors.min_records_per_minute * minutes
 
 
 def runs(active: np.ndarray, gap: int) -> list[tuple[int, int]]:
@@ -49,11 +65,13 @@ def runs(active: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int]], vectors: Vectors) -> list[Cut]:
+def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int, int]],
+        vectors: Vectors) -> list[Cut]:
     out: list[Cut] = []
     for s in series:
         named = tuple(sorted(v for v, (vp, _) in s.by_vector.items()
-                             if qualifies(vectors.all[v], *counts.get((s.target, v), (0, 0)), vp, s.total_p)))
+                             if qualifies(vectors.all[v], *counts.get((s.target, v), (0, 0, 0)), vp, s.total_p,
+                                          min_records=vectors.min_records)))
         if not named:
             continue
         attack = np.sum([s.by_vector[v][0] for v in named], axis=0)
@@ -64,8 +82,9 @@ def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int
 
 def build_episodes(con: Any, series: list[TargetSeries], vectors: Vectors, span: tuple[int, int],
                    files: dict[int, str]) -> list[Episode]:
-    counts = {(r["target"], r["vector"]): (r["p"], r["s"]) for r in con.sql(
-        "SELECT t.target, c.vector, sum(c.packets) AS p, count(DISTINCT c.src_ip) AS s FROM fw_net_cls c "
+    counts = {(r["target"], r["vector"]): (r["p"], r["s"], r["n"]) for r in con.sql(
+        "SELECT t.target, c.vector, sum(c.packets) AS p, count(DISTINCT c.src_ip) AS s, count(*) AS n "
+        "FROM fw_net_cls c "
         "JOIN fw_net_targets t USING (dst_ip) WHERE c.vector IS NOT NULL GROUP BY ALL").to_arrow_table().to_pylist()}
     cuts = cut(series, counts, vectors)
     if not cuts:
@@ -89,9 +108,12 @@ def build_episodes(con: Any, series: list[TargetSeries], vectors: Vectors, span:
         ident = f"N{i}"
         spoofing = _spoofing(spoof.get(ident), vectors)
         hits = tuple(_hit(vectors, vectors.all[v], c, details[(ident, v)], spoofing, first,
-                          tuple(samples.get((ident, v), ()))) for v in c.vectors if (ident, v) in details)
+                          tuple(samples.get((ident, v), ()))) for v in c.vectors
+                     if (ident, v) in details and _dense(vectors, vectors.all[v], c, details[(ident, v)]))
+        if not hits:
+            continue
         out.append(_episode(ident, c, hits, spoofing, first, span, vectors.min_baseline_s))
-    return out
+    return [replace(e, id=f"N{n}") for n, e in enumerate(out, 1)]  # numbered as reported
 
 
 def _episode(ident: str, c: Cut, hits: tuple[VectorHit, ...], spoofing: Spoofing, first: int,
@@ -115,7 +137,8 @@ def _spoofing(row: dict[str, Any] | None, vectors: Vectors) -> Spoofing:
     sources, share = int(row["sources"]), float(row["one_packet_share"])
     indicators = []
     if sources >= vectors.spoofed_min_sources and share >= vectors.one_packet_share:
-        indicators.append(f"{sources:,} distinct sources, {share:.0%} of them sent a single packet: addresses "
+        indicators.append(f"{sources:,} distinct sources, {share:.0%} of them sent a single packet (or a single flow "
+                          "record): addresses "
                           "forged per packet, not hosts holding connections")
     if row["bogon_sources"] and row["bogon_sources"] >= vectors.bogon_share * sources:
         indicators.append(f"{row['bogon_sources']:,} sources in bogon ranges (never routed on the Internet): "

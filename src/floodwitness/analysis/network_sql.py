@@ -47,7 +47,8 @@ def classify_sql(vectors: Vectors) -> str:
     return f"""WITH base AS (SELECT * FROM flows WHERE reject_reason IS NULL),
 tcp_conn AS (SELECT src_ip AS a, dst_ip AS b FROM base WHERE proto = 6 AND (tcp_flags & {ACK}) <> 0
                AND (tcp_flags & {SYN | FIN | PSH}) <> 0
-             UNION SELECT dst_ip AS a, src_ip AS b FROM base WHERE proto = 6 AND (tcp_flags & {PSH}) <> 0),
+             UNION SELECT dst_ip AS a, src_ip AS b FROM base WHERE proto = 6 AND (tcp_flags & {ACK}) <> 0
+               AND (tcp_flags & {RST}) = 0 AND ((tcp_flags & {SYN}) = 0 OR (tcp_flags & {PSH | FIN}) <> 0)),
 udp_back AS (SELECT DISTINCT dst_ip AS a, src_ip AS b FROM base WHERE proto = 17),
 asked AS (SELECT src_ip AS victim, dst_ip AS server, dst_port AS port, min(start) AS first FROM base
           WHERE proto = 17 AND dst_port IN ({services}) GROUP BY ALL),
@@ -108,7 +109,8 @@ def episode_vectors_sql() -> str:
            JOIN fw_net_eps e ON e.target = t.target AND c.vector = e.vector
              AND CAST(floor(epoch(c.start)) AS BIGINT) BETWEEN e.s0 AND e.s1),
 ports AS (SELECT id, vector, dst_port, sum(packets) AS p FROM m GROUP BY ALL)
-SELECT m.id, m.vector, sum(m.packets) AS packets, sum(m.bytes) AS bytes, count(DISTINCT m.src_ip) AS sources,
+SELECT m.id, m.vector, sum(m.packets) AS packets, sum(m.bytes) AS bytes, count(*) AS records,
+       count(DISTINCT m.src_ip) AS sources,
        count(DISTINCT m.src_ip) FILTER (WHERE m.nat) AS nat_sources,
        (SELECT arg_max(dst_port, p) FROM ports x WHERE x.id = m.id AND x.vector = m.vector) AS top_port,
        (SELECT max(p) FROM ports x WHERE x.id = m.id AND x.vector = m.vector) AS top_port_packets
@@ -116,9 +118,11 @@ FROM m GROUP BY ALL"""
 
 
 def spoofing_sql() -> str:
-    """Per episode, over its vectors' flows: distinct sources, the share sending one (sampled) packet, bogon
+    """Per episode, over its vectors' flows: distinct sources, the share sending one (sampled) packet or one flow
+    record (a sampled export that does not say its rate shows one sampled packet as one record of N), bogon
     sources and packets (``fw_net_bogons``: IPv4 ranges; ``private`` counted only for a public target)."""
-    return """WITH m AS (SELECT e.id, e.private_target, c.src_ip, sum(c.packets) AS p, max(c.sampling) AS n
+    return """WITH m AS (SELECT e.id, e.private_target, c.src_ip, sum(c.packets) AS p, max(c.sampling) AS n,
+           count(*) AS r
            FROM fw_net_cls c JOIN fw_net_targets t USING (dst_ip)
            JOIN fw_net_eps e ON e.target = t.target AND c.vector = e.vector
              AND CAST(floor(epoch(c.start)) AS BIGINT) BETWEEN e.s0 AND e.s1 GROUP BY ALL),
@@ -128,7 +132,7 @@ v AS (SELECT *, CASE WHEN regexp_full_match(src_ip, '[0-9]{1,3}(\\.[0-9]{1,3}){3
       FROM m),
 b AS (SELECT v.*, EXISTS (SELECT 1 FROM fw_net_bogons g WHERE v.v4 BETWEEN g.lo AND g.hi
                           AND (NOT g.private OR NOT v.private_target)) AS bogon FROM v)
-SELECT id, count(*) AS sources, avg(CASE WHEN p <= n THEN 1.0 ELSE 0.0 END) AS one_packet_share,
+SELECT id, count(*) AS sources, avg(CASE WHEN p <= n OR r = 1 THEN 1.0 ELSE 0.0 END) AS one_packet_share,
        count(*) FILTER (WHERE bogon) AS bogon_sources, coalesce(sum(p) FILTER (WHERE bogon), 0) AS bogon_packets
 FROM b GROUP BY id"""
 

@@ -71,6 +71,8 @@ class Vectors:
     reflection: dict[str, VectorSpec]
     carpet: Carpet
     merge_gap_s: int
+    min_records: int
+    min_records_per_minute: float
     min_baseline_s: int
     series_max_points: int
     one_packet_share: float
@@ -127,7 +129,8 @@ def parse_vectors(raw: dict[str, Any]) -> Vectors:
     carpet = Carpet(c["name"], c["technique"], int(c["prefix_v4"]), int(c["min_hosts"]), float(c["max_host_share"]),
                     c["signature"])
     nat = refl["nat_ports"]
-    return Vectors(direct, reflection, carpet, int(raw["episode"]["merge_gap_s"]),
+    return Vectors(direct, reflection, carpet, int(raw["episode"]["merge_gap_s"]), int(raw["episode"]["min_records"]),
+                   float(raw["episode"]["min_records_per_minute"]),
                    int(raw["episode"]["min_baseline_s"]),
                    int(raw["episode"]["series_max_points"]), float(raw["spoofing"]["one_packet_share"]),
                    int(raw["spoofing"]["min_sources"]), float(raw["spoofing"]["bogon_share"]),

@@ -37,6 +37,7 @@ from floodwitness.ingest.checks import require_parsed
 from floodwitness.ingest.flows.run import flow_summary
 from floodwitness.inputs.lines import DEFAULT_MAX_LINE_BYTES
 from floodwitness.mitigation.exports import EXPORTERS, blocklist_text, targets_text
+from floodwitness.mitigation.network_export import NETWORK_EXPORTERS
 from floodwitness.render.ingest_report import ingest_summary, print_ingest
 from floodwitness.schema import column_doc_table
 
@@ -349,6 +350,30 @@ def _mitigation_source(inputs: list[str], allow: tuple[str, ...], quiet: bool, s
     return report.get("mitigation") or {}, frozenset(i["path"] for i in report["inputs"])
 
 
+def _network_source(inputs: list[str], quiet: bool, source: IngestOptions, engine: Engine | None
+                    ) -> tuple[dict[str, Any] | None, Any, frozenset[str]]:
+    """The report's network section and the flows its rules are measured on: from REPORT.json (no flows: the rules
+    say their cost was not measured), or from analysing a store or logs with their flows."""
+    if len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file():
+        from floodwitness.report.contract import load_report  # noqa: PLC0415
+
+        return load_report(inputs[0], required=()).get("network"), None, frozenset(inputs)
+    from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
+    from floodwitness.report import analyze  # noqa: PLC0415
+    from floodwitness.report.flows import flows_toward  # noqa: PLC0415
+
+    with _progress(quiet) as progress:
+        data = open_dataset(inputs, options=source, progress=progress, engine=engine)
+    try:
+        with _stages(quiet) as stage:
+            report = analyze(data, stage=stage)
+        network = report.get("network")
+        flows = flows_toward(data.flow_parts, network)
+    finally:
+        data.close()
+    return network, flows, frozenset(i["path"] for i in report["inputs"])
+
+
 @main.command("mitigate")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--to", "target", required=True, metavar="TARGET",
@@ -389,10 +414,15 @@ def mitigate_command(inputs: tuple[str, ...], target: str, out: str, allow: tupl
                               min_prefix_v6, setting)
     is_report = len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file()
     source = _source(fmt, log_formats, trust_proxy, trust_cdn)
-    mitigation, inputs_used = _mitigation_source(
-        list(inputs), options.allow, quiet, source,
-        None if is_report else _open_engine(engine, spark_master, spark_conf, memory_limit, threads))
-    done = mitigate(mitigation, options)
+    runner = None if is_report else _open_engine(engine, spark_master, spark_conf, memory_limit, threads)
+    if target in NETWORK_EXPORTERS:  # the network layer's rules: from the report's network episodes and the flows
+        from floodwitness.mitigation.apply import mitigate_network  # noqa: PLC0415
+
+        network, flows, inputs_used = _network_source(list(inputs), quiet, source, runner)
+        done = mitigate_network(network, flows, options)
+    else:
+        mitigation, inputs_used = _mitigation_source(list(inputs), options.allow, quiet, source, runner)
+        done = mitigate(mitigation, options)
     if not quiet or dry_run:
         for line in done.summary:
             click.echo(line, err=True)

@@ -24,7 +24,13 @@ from markupsafe import Markup
 from floodwitness.errors import UsageError
 from floodwitness.mitigation.exports import blocklist_text
 from floodwitness.render.charts import networks_spec, timeline_spec
-from floodwitness.render.report_view import ERRORS_NOT_LOGGED, ReportView, network_lines, outage_lines
+from floodwitness.render.report_view import (
+    ERRORS_NOT_LOGGED,
+    ReportView,
+    network_lines,
+    network_rule_lines,
+    outage_lines,
+)
 from floodwitness.render.vega import vega_bundle
 
 _DASH = "\u2013"  # shown for a missing value
@@ -165,5 +171,6 @@ def _render(template: jinja2.Template, report: dict[str, Any], view: ReportView,
         chart_data=script_json(_chart_data(report)),
         blocklist_text=script_json(blocklist_text(mitigation, now=now) if mitigation.get("blocklist") else ""),
         blocklist_rows=view.blocklist_rows(BLOCKLIST_ROWS), outage_lines=outage_lines, network_lines=network_lines,
+        network_rule_lines=network_rule_lines,
         bundle=vega_bundle(), errors_not_logged=ERRORS_NOT_LOGGED,
     )

@@ -22,6 +22,7 @@ from floodwitness.render.report_view import (
     incident_line,
     listed_sources,
     network_lines,
+    network_rule_lines,
     outage_lines,
 )
 from floodwitness.safe import terminal_safe
@@ -201,7 +202,14 @@ def _network(report: dict[str, Any]) -> list[str]:
     lines = network_lines(report)
     if not lines:
         return []
-    return ["## Network (flows)", ""] + [f"- {md_text(text, 1200, line_start=False)}" for text in lines] + [""]
+    out = ["## Network (flows)", ""] + [f"- {md_text(text, 1200, line_start=False)}" for text in lines] + [""]
+    rules = network_rule_lines(report)
+    if rules:
+        out += ["### Network countermeasures", "",
+                "Exported by `floodwitness mitigate STORE --to exabgp-flowspec` (or gobgp-flowspec, exabgp-rtbh, "
+                "gobgp-rtbh, nftables-network, iptables-network); measured on the flows:", ""]
+        out += [f"- {md_text(text, 1600, line_start=False)}" for text in rules] + [""]
+    return out
 
 
 def _outages(report: dict[str, Any]) -> list[str]:

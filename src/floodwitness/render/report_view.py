@@ -90,6 +90,13 @@ def network_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def network_rule_lines(report: dict[str, Any], limit: int = 8) -> list[str]:
+    """The network countermeasures (``mitigation.network.rules``) in plain sentences: each rule's name, action and
+    what it stops and costs, as measured on the flows (each renderer escapes them)."""
+    rules = ((report.get("mitigation") or {}).get("network") or {}).get("rules") or []
+    return [f"{r['name']} ({r['action']}): " + "; ".join(r.get("statements") or []) for r in rules[:limit]]
+
+
 def incident_attempt(inc: dict[str, Any]) -> bool:
     """Whether an incident is an attack attempt: an attack kind whose impact was measured and found none."""
     impact = inc.get("impact") or {}

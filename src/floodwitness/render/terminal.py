@@ -19,6 +19,7 @@ from floodwitness.render.report_view import (
     incident_line,
     listed_sources,
     network_lines,
+    network_rule_lines,
     outage_lines,
     span_warning,
     store_note,
@@ -117,7 +118,8 @@ def _incidents(console: Console, report: dict[str, Any]) -> None:
     for inc in report["incidents"]:
         if inc.get("peak_rps") is None:  # seen in the flows only: its network lines say what it was
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, seen in the flows")
-        elif inc["kind"] == "outage":  # no peak to speak of: its outage lines say what it was
+        elif inc["kind"] == "outage" or (inc.get("network") or {}).get("explains_outage"):
+            # no peak of requests to speak of: its outage lines say what it was
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}")
         else:
             _line(console, f"  {incident_label(inc)}: {inc['start']} -> {inc['end']}, peak {inc['peak_rps']:.0f} "
@@ -231,15 +233,14 @@ def _blocklist(console: Console, report: dict[str, Any]) -> None:
 
 def _network_rules(console: Console, report: dict[str, Any]) -> None:
     """The network countermeasures (``mitigation.network``): each rule with what it stops and costs."""
-    rules = ((report.get("mitigation") or {}).get("network") or {}).get("rules") or []
+    rules = network_rule_lines(report, 6)
     if not rules:
         return
     console.print()
     _line(console, "Network countermeasures (floodwitness mitigate --to exabgp-flowspec | nftables-network ...)",
           "bold")
-    for rule in rules[:6]:
-        said = "; ".join(rule.get("statements") or [])
-        _line(console, f"  {rule['name']} ({rule['action']}): {terminal_safe(said, 400)}", hang=4)
+    for text in rules:
+        _line(console, f"  {terminal_safe(text, 400)}", hang=4)
 
 
 def _evidence(console: Console, report: dict[str, Any]) -> None:

@@ -51,6 +51,33 @@ def _duckdb(data: Dataset) -> Any:
     return con
 
 
+def flows_toward(parts: list[str], network: dict[str, Any] | None) -> pa.Table | None:
+    """The flows to and from the targets of a report's network episodes, read from a store's flow parts (what
+    ``mitigate --to <network target>`` measures its rules on); None without parts or episodes."""
+    episodes = (network or {}).get("episodes") or []
+    if not parts or not episodes:
+        return None
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+    keep = []
+    for ep in episodes:
+        target = str(ep.get("target") or "")
+        if target.endswith("/24") and target.count(".") == 3:  # a carpet-bombed IPv4 /24: its addresses' text
+            stem = target[:-4].rsplit(".", 1)[0].replace("'", "''") + ".%"
+            keep.append(f"dst_ip LIKE '{stem}' OR src_ip LIKE '{stem}'")
+        elif "/" not in target:
+            host = target.replace("'", "''")
+            keep.append(f"dst_ip = '{host}' OR src_ip = '{host}'")
+        else:  # another prefix: every flow (the plan matches them itself)
+            keep = ["TRUE"]
+            break
+    table: pa.Table = con.sql(f"SELECT * FROM read_parquet([{listed}]) WHERE reject_reason IS NULL AND "
+                              f"({' OR '.join(keep)})").to_arrow_table()
+    con.close()
+    return table
+
+
 def victim_flows(data: Dataset, network: NetworkAnalysis) -> pa.Table | None:
     """The flows to and from the episodes' hosts (what the network countermeasures are measured on), read after
     :func:`network_of` (its ``flows`` view); None when there is no episode."""

@@ -50,15 +50,22 @@ def judge_network(findings: Sequence[Finding], base: IncidentVerdict | None = No
         hyps = {k: Hypothesis(k) for k in ("ddos", "dos", "internal_failure", "no_incident")}
         hyps["no_incident"].add(1.0, "no network-level flood would leave the flows unremarkable")
         hyps["internal_failure"].add(-1.0, "no access log given: the servers' own errors cannot be seen")
-    for kind in _ATTACK[:2]:
-        hyps.setdefault(kind, Hypothesis(kind))
+    if "dos" not in hyps:  # an outage's verdict weighs no dos: it starts where ddos does (they differ by sources)
+        hyps["dos"] = _copy(hyps["ddos"]) if "ddos" in hyps else Hypothesis("dos")
+        hyps["dos"].kind = "dos"
+    hyps.setdefault("ddos", Hypothesis("ddos"))
+    floods = [f for f in findings if FINDING_KINDS[f.kind].weights.get("attack")]
+    if base is not None and base.kind == "outage" and floods:
+        # the access log could not see a network-level flood: its silence is what such a flood leaves in it
+        for kind in _ATTACK[:2]:
+            hyps[kind].add(2.0, "the flows show the network-level flood the access log could not record: its "
+                                "silence is that flood's effect")
     for f in findings:
         for name, weight in FINDING_KINDS[f.kind].weights.items():
             points = weight.high if isinstance(weight, Grade) else float(weight)
             for target in (_ATTACK if name == "attack" else (name,)):
                 if target in hyps:
                     hyps[target].add(points, _cite(f))
-    floods = [f for f in findings if FINDING_KINDS[f.kind].weights.get("attack")]
     if floods:
         if few_real_sources(floods):
             hyps["dos"].add(1.0, "the flood came from a handful of real (unspoofed) sources")
