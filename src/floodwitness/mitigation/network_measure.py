@@ -32,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from floodwitness.mitigation.ranges import IPNetwork
 
 ACK = 16
@@ -121,6 +123,22 @@ def _sum(values: pa.ChunkedArray | pa.Array, mask: pa.Array) -> int:
     return int(total or 0)
 
 
+def _in_v4(values: pa.Array, nets: Sequence[IPNetwork]) -> pa.Array:
+    """Mask of the dotted-quad IPv4 ``values`` inside one of ``nets``, vectorised (the address as a 32-bit integer,
+    compared with each prefix's range)."""
+    dotted = pc.fill_null(pc.match_substring_regex(values, r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$"), False)
+    text = pc.if_else(dotted, values, pa.scalar("0.0.0.0"))  # noqa: S104 - a placeholder value, masked out
+    parts = pc.split_pattern(text, ".")
+    number = pc.cast(pc.list_element(parts, 0), pa.int64())
+    for i in (1, 2, 3):
+        number = pc.add(pc.multiply(number, 256), pc.cast(pc.list_element(parts, i), pa.int64()))
+    mask = pa.array([False] * len(values), pa.bool_())
+    for net in nets:
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        mask = pc.or_(mask, pc.and_(pc.greater_equal(number, lo), pc.less_equal(number, hi)))
+    return pc.and_(mask, dotted)
+
+
 class FlowView:
     """The parsed rows of a flow table, prepared once for many rules; ``windows`` are the episodes' spans
     (microseconds since the epoch, end exclusive): a flow overlapping none of them is baseline."""
@@ -161,10 +179,16 @@ class FlowView:
         flow readers write addresses), prefixes by a loop over the column's distinct values."""
         if all(n.num_addresses == 1 for n in nets):
             hits = [str(n.network_address) for n in nets]
-        else:
-            hits = [v for v in self._values(column) if (a := address_of(v)) is not None
-                    and any(a.version == n.version and a in n for n in nets)]
-        return pc.fill_null(pc.is_in(getattr(self, column), value_set=pa.array(hits, pa.string())), False)
+            return pc.fill_null(pc.is_in(getattr(self, column), value_set=pa.array(hits, pa.string())), False)
+        values: pa.Array = getattr(self, column)
+        v4 = [n for n in nets if n.version == 4]
+        mask = _in_v4(values, v4) if v4 else pa.array([False] * len(values), pa.bool_())
+        v6 = [n for n in nets if n.version == 6]
+        if v6:  # IPv6 prefixes: by the column's distinct IPv6 values (the flows of a carpet bombing are IPv4)
+            hits = [v for v in self._values(column) if ":" in v and (a := address_of(v)) is not None
+                    and any(a.version == n.version and a in n for n in v6)]
+            mask = pc.or_(mask, pc.fill_null(pc.is_in(values, value_set=pa.array(hits, pa.string())), False))
+        return mask
 
     def to(self, net: IPNetwork) -> pa.Array:
         return self._inside("dst", (net,))
