@@ -165,7 +165,9 @@ def _hit(vectors: Vectors, spec: VectorSpec, c: Cut, d: dict[str, Any], spoofing
     else:
         dominant = d["top_port"] is not None and d["top_port_packets"] >= 0.5 * packets
         port = d["top_port"] if spec.port_side == "dst" and dominant else None
-        role = "spoofed" if spoofing.spoofed else "sources"
+        # the episode's spoofing evidence speaks for a vector with a spoofed flood's spread of sources, not for a
+        # single sender beside it (a UDP flood from one address during a spoofed SYN flood)
+        role = "spoofed" if spoofing.spoofed and int(d["sources"]) >= vectors.spoofed_min_sources else "sources"
     query = q.evidence_sql(vectors, spec.key, list(c.target.hosts), first + c.s0, first + c.s1)
     hit = VectorHit(spec.key, spec.name, spec.technique, spec.proto[0] if len(spec.proto) == 1 else None, port,
                     spec.port_side if port is not None else None, packets, int(d["bytes"]),
