@@ -17,6 +17,8 @@ from floodwitness.analysis.network_targets import is_private
 if TYPE_CHECKING:
     from floodwitness.analysis.network_vectors import Vectors, VectorSpec
 
+#: seconds of the mean an episode's edges are found on (see :func:`flood_runs`)
+SMOOTH_S = 10
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 58: "ICMPv6"}
 
 
@@ -65,6 +67,23 @@ def runs(active: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def flood_runs(attack: np.ndarray, gap: int, edge_share: float) -> list[tuple[int, int]]:
+    """The seconds of a vector's flood: runs of its traffic (gaps of at most ``gap`` seconds bridged), each cut to
+    where it reaches ``edge_share`` of that run's peak (split again where it falls below for longer than ``gap``):
+    the stray packets of the signature an ordinary day has (a client's retried SYN, a sampled ACK) neither start a
+    flood early nor stretch it."""
+    out: list[tuple[int, int]] = []
+    for a, b in runs(attack > 0, gap):
+        seg = attack[a:b + 1]
+        # on a 10-second mean: a burst's peak second must not make the flood that follows look like a trickle
+        smooth = np.convolve(seg, np.ones(SMOOTH_S) / SMOOTH_S, mode="same")
+        for x, y in runs(smooth >= edge_share * float(smooth.max()), gap):
+            sent = np.flatnonzero(seg[x:y + 1] > 0)
+            if len(sent):
+                out.append((a + x + int(sent[0]), a + x + int(sent[-1])))
+    return out
+
+
 def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int, int]],
         vectors: Vectors) -> list[Cut]:
     out: list[Cut] = []
@@ -76,7 +95,7 @@ def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int
             continue
         attack = np.sum([s.by_vector[v][0] for v in named], axis=0)
         out += [Cut(s, a, b, tuple(v for v in named if s.by_vector[v][0][a:b + 1].sum() > 0))
-                for a, b in runs(attack > 0, vectors.merge_gap_s)]
+                for a, b in flood_runs(attack, vectors.merge_gap_s, vectors.edge_share)]
     return sorted(out, key=lambda c: (c.s0, c.target.target))
 
 

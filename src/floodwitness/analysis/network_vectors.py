@@ -73,6 +73,7 @@ class Vectors:
     merge_gap_s: int
     min_records: int
     min_records_per_minute: float
+    edge_share: float
     min_baseline_s: int
     series_max_points: int
     one_packet_share: float
@@ -130,7 +131,7 @@ def parse_vectors(raw: dict[str, Any]) -> Vectors:
                     c["signature"])
     nat = refl["nat_ports"]
     return Vectors(direct, reflection, carpet, int(raw["episode"]["merge_gap_s"]), int(raw["episode"]["min_records"]),
-                   float(raw["episode"]["min_records_per_minute"]),
+                   float(raw["episode"]["min_records_per_minute"]), float(raw["episode"]["edge_share"]),
                    int(raw["episode"]["min_baseline_s"]),
                    int(raw["episode"]["series_max_points"]), float(raw["spoofing"]["one_packet_share"]),
                    int(raw["spoofing"]["min_sources"]), float(raw["spoofing"]["bogon_share"]),
