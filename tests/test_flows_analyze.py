@@ -106,7 +106,7 @@ def test_a_simulated_syn_flood_explains_the_outage_of_the_access_log(syn_day: Pa
 
 
 def _t(text: str) -> Any:
-    from datetime import datetime  # noqa: PLC0415
+    from datetime import datetime
 
     return datetime.fromisoformat(text)
 
@@ -120,7 +120,7 @@ def test_mitigate_writes_flowspec_from_a_store_and_exabgp_accepts_it(syn_day: Pa
     result = CliRunner().invoke(main, ["mitigate", str(store), "--to", "exabgp-flowspec", "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert "tcp-flags [syn&!ack];" in text and "destination-port =443;" in text or "destination-port =80;" in text
+    assert ("tcp-flags [syn&!ack];" in text and "destination-port =443;" in text) or "destination-port =80;" in text
     exabgp = shutil.which("exabgp") or ("/usr/sbin/exabgp" if Path("/usr/sbin/exabgp").exists() else None)
     if exabgp is None:
         pytest.skip("exabgp is not installed: the rules were written, not checked by its parser")
