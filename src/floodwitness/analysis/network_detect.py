@@ -43,7 +43,8 @@ def detect(con: Any, flows: pa.Table | Sequence[str | Path], victims: tuple[str,
                              "CAST(floor(max(epoch(\"end\"))) AS BIGINT) FROM fw_net_cls").fetchall()[0]
     if not n:
         return NetworkAnalysis(Victims(victims, victims or (), _how(victims)), (), Series(1, 0, (), ()), 0, None)
-    dv = con.sql("SELECT dst_ip, vector, sum(packets) AS packets FROM fw_net_cls WHERE vector IS NOT NULL "
+    dv = con.sql("SELECT dst_ip, vector, sum(packets) AS packets, count(*) AS records FROM fw_net_cls "
+                 "WHERE vector IS NOT NULL "
                  "GROUP BY ALL").to_arrow_table()
     dsts = None
     if victims is not None:

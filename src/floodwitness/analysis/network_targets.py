@@ -47,8 +47,9 @@ def is_private(host: str, vectors: Vectors) -> bool:
 
 def carpet_prefixes(dv: pa.Table, vectors: Vectors) -> dict[str, str]:
     """dst_ip -> its prefix, for the hosts of prefixes carpet-bombed by one vector: at least ``min_hosts`` hosts
-    hit, none with more than ``max_host_share`` of the prefix's packets of that vector. ``dv``: dst_ip, vector,
-    packets (IPv4 only: an IPv6 carpet is a known gap)."""
+    hit, none with more than ``max_host_share`` of the prefix's packets of that vector, and ``min_records`` flow
+    records per host needed behind it. ``dv``: dst_ip, vector, packets, records (IPv4 only: an IPv6 carpet is a known
+    gap)."""
     carpet = vectors.carpet
     parsed = parse_addresses(dv["dst_ip"])
     four = parsed.family == 4
@@ -56,16 +57,27 @@ def carpet_prefixes(dv: pa.Table, vectors: Vectors) -> dict[str, str]:
     prefix = (parsed.v4 >> shift).astype(np.int64)
     vec = np.asarray(dv["vector"].to_pylist(), dtype=object)
     packets = dv["packets"].to_numpy(zero_copy_only=False).astype(np.float64)
+    flows = (dv["records"].to_numpy(zero_copy_only=False).astype(np.float64) if "records" in dv.column_names
+             else np.full(len(packets), float(vectors.min_records)))
     out: dict[str, str] = {}
     dst = dv["dst_ip"].to_pylist()
+    own: dict[str, float] = {}
+    for d, p in zip(dst, packets.tolist(), strict=True):
+        own[d] = own.get(d, 0.0) + p
     for key in set(vec[four].tolist()):
         rows = np.flatnonzero(four & (vec == key))
         groups, inverse, hosts = np.unique(prefix[rows], return_inverse=True, return_counts=True)
         totals = np.bincount(inverse, weights=packets[rows])
         top = np.zeros(len(groups))
         np.maximum.at(top, inverse, packets[rows])
-        chosen = (hosts >= carpet.min_hosts) & (top <= carpet.max_host_share * totals)
+        records = np.bincount(inverse, weights=flows[rows])
+        # many hosts, none taking most, and enough flow records behind it: a sampled export's stray records on a
+        # few neighbours (each scaled to N packets) are no carpet, and must not fold the real victim into one
+        chosen = (hosts >= carpet.min_hosts) & (top <= carpet.max_host_share * totals) \
+            & (records >= vectors.min_records * hosts)  # a scan's one or two SYNs a host is no carpet
         for r in rows[chosen[inverse]].tolist():
+            if own[dst[r]] > totals[inverse[np.searchsorted(rows, r)]]:
+                continue  # a host hit harder by itself (another vector) than the whole carpet stays its own target
             base = ipaddress.IPv4Address(int(prefix[r]) << int(shift))
             out[dst[r]] = f"{base}/{carpet.prefix_v4}"
     return out
