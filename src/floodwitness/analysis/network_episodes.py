@@ -31,7 +31,7 @@ class Cut:
 
 
 def qualifies(spec: VectorSpec, packets: float, sources: int, records: int, vp: np.ndarray, total: np.ndarray, *,
-              min_records: int = 0) -> bool:
+              min_records: int = 0, edge_share: float = 0.01) -> bool:
     """Whether a vector's traffic to a target passes its thresholds (data/vectors.json); ``records``: the flow
     records behind it (a sampled export scales one record to N packets: a handful of records is no flood, whatever
     the packets they stand for)."""
@@ -39,12 +39,16 @@ def qualifies(spec: VectorSpec, packets: float, sources: int, records: int, vp: 
     active = np.flatnonzero(vp > 0)
     # the peak as a 10-second mean: a sampled export's single record stands for N packets in one second, which
     # no flood makes of ordinary traffic once averaged
-    peak = float(np.convolve(vp, np.ones(SMOOTH_S) / SMOOTH_S, mode="same").max()) if len(vp) else 0.0
+    smooth = np.convolve(vp, np.ones(SMOOTH_S) / SMOOTH_S, mode="same") if len(vp) else vp
+    peak = float(smooth.max()) if len(vp) else 0.0
     if packets < t.min_packets or sources < t.min_sources or not len(active) or peak < t.min_peak_pps \
             or records < min_records:
         return False
-    span = total[active[0]:active[-1] + 1].sum()
-    return bool(span > 0 and vp[active[0]:active[-1] + 1].sum() / span >= t.min_share)
+    # its share of the target's traffic while it floods (the seconds its 10-second mean is at the episode edges'
+    # level), not over the hours between its first and last stray packet
+    flooding = smooth >= edge_share * peak
+    span = total[flooding].sum()
+    return bool(span > 0 and vp[flooding].sum() / span >= t.min_share)
 
 
 def _dense(vectors: Vectors, spec: VectorSpec, c: Cut, d: dict[str, Any]) -> bool:
@@ -93,7 +97,7 @@ def cut(series: list[TargetSeries], counts: dict[tuple[str, str], tuple[int, int
     for s in series:
         named = tuple(sorted(v for v, (vp, _) in s.by_vector.items()
                              if qualifies(vectors.all[v], *counts.get((s.target, v), (0, 0, 0)), vp, s.total_p,
-                                          min_records=vectors.min_records)))
+                                          min_records=vectors.min_records, edge_share=vectors.edge_share)))
         if not named:
             continue
         attack = np.sum([s.by_vector[v][0] for v in named], axis=0)
