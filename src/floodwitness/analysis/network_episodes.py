@@ -39,7 +39,7 @@ def qualifies(spec: VectorSpec, packets: float, sources: int, records: int, vp: 
     active = np.flatnonzero(vp > 0)
     # the peak as a 10-second mean: a sampled export's single record stands for N packets in one second, which
     # no flood makes of ordinary traffic once averaged
-    smooth = np.convolve(vp, np.ones(SMOOTH_S) / SMOOTH_S, mode="same") if len(vp) else vp
+    smooth = mean10(vp)
     peak = float(smooth.max()) if len(vp) else 0.0
     if packets < t.min_packets or sources < t.min_sources or not len(active) or peak < t.min_peak_pps \
             or records < min_records:
@@ -74,6 +74,15 @@ def runs(active: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def mean10(values: np.ndarray) -> np.ndarray:
+    """The centred :data:`SMOOTH_S`-second mean of a per-second series, the same length as it (a capture of a
+    fraction of a second is one second long)."""
+    if not len(values):
+        return values.astype(np.float64)
+    full = np.convolve(values, np.ones(SMOOTH_S) / SMOOTH_S, mode="full")
+    return full[SMOOTH_S // 2:SMOOTH_S // 2 + len(values)]
+
+
 def flood_runs(attack: np.ndarray, gap: int, edge_share: float) -> list[tuple[int, int]]:
     """The seconds of a vector's flood: runs of its traffic (gaps of at most ``gap`` seconds bridged), each cut to
     where it reaches ``edge_share`` of that run's peak (split again where it falls below for longer than ``gap``):
@@ -83,7 +92,7 @@ def flood_runs(attack: np.ndarray, gap: int, edge_share: float) -> list[tuple[in
     for a, b in runs(attack > 0, gap):
         seg = attack[a:b + 1]
         # on a 10-second mean: a burst's peak second must not make the flood that follows look like a trickle
-        smooth = np.convolve(seg, np.ones(SMOOTH_S) / SMOOTH_S, mode="same")
+        smooth = mean10(seg)
         for x, y in runs(smooth >= edge_share * float(smooth.max()), gap):
             sent = np.flatnonzero(seg[x:y + 1] > 0)
             if len(sent):
