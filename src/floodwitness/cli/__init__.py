@@ -30,6 +30,7 @@ from floodwitness.cli.options import (
     _write,
     _write_json,
 )
+from floodwitness.cli.sources import _enrichment_options, _mitigation_source, _network_source
 from floodwitness.errors import FloodwitnessError, UsageError
 from floodwitness.formats import FORMATS, aliases_of, format_names
 from floodwitness.ingest import IngestOptions, ingest
@@ -216,33 +217,6 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
     return report
 
 
-def _enrichment_options(sources: dict[str, Any]) -> dict[str, Any]:
-    """--geoip, --asn, --fingerprints: checked before any log is read (a bad file fails at once)."""
-    from floodwitness.detectors.fingerprints import load_rules  # noqa: PLC0415
-    from floodwitness.enrich import Enricher  # noqa: PLC0415
-
-    fingerprints = tuple(sources.get("fingerprints") or ())
-    load_rules(fingerprints)
-    Enricher(sources.get("geoip"), sources.get("asn")).close()
-    return {"geoip": sources.get("geoip"), "asn": sources.get("asn"), "fingerprints": fingerprints,
-            "victims": _victims(sources.get("victims") or ())}
-
-
-def _victims(values: tuple[str, ...]) -> tuple[str, ...]:
-    """--victim values checked before any reading: addresses or prefixes, as CIDRs."""
-    import ipaddress  # noqa: PLC0415
-
-    out = []
-    for value in values:
-        try:
-            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
-        except ValueError:
-            raise UsageError(f"--victim {value!r} is not an address or prefix",
-                             hint="Give an IP address or a CIDR prefix, e.g. --victim 203.0.113.10 or "
-                                  "--victim 198.51.100.0/24.") from None
-    return tuple(out)
-
-
 @main.command("analyze")
 @click.argument("logs", nargs=-1)
 @click.option("--json", "json_out", metavar="FILE", help="Write the JSON report (floodwitness.report/1); - for stdout.")
@@ -324,54 +298,6 @@ def report_command(report_json: str, html_out: str | None, markdown_out: str | N
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{report_json}: a field is missing or malformed ({type(exc).__name__}: {exc})",
                          hint="Write it again with `floodwitness analyze LOGS --json FILE`.") from None
-
-
-def _mitigation_source(inputs: list[str], allow: tuple[str, ...], quiet: bool, source: IngestOptions,
-                       engine: Engine | None) -> tuple[dict[str, Any], frozenset[str]]:
-    """The report's mitigation section: read from REPORT.json, or from analysing LOGS (with ``allow``, and the
-    same input and engine options as `analyze`)."""
-    if len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file():
-        from floodwitness.report.contract import load_report  # noqa: PLC0415
-
-        # a report's schema and its mitigation section are all `mitigate` needs (a hand-edited section will do)
-        return load_report(inputs[0], required=()).get("mitigation") or {}, frozenset(inputs)
-    from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
-    from floodwitness.mitigation import BlocklistPolicy  # noqa: PLC0415
-    from floodwitness.report import AnalyzeOptions, analyze  # noqa: PLC0415
-
-    with _progress(quiet) as progress:
-        data = open_dataset(inputs, options=source, progress=progress, engine=engine)
-    try:
-        with _stages(quiet) as stage:
-            report = analyze(data, AnalyzeOptions(blocklist_policy=BlocklistPolicy(allow=allow), rate_limits=True),
-                             stage=stage)
-    finally:
-        data.close()
-    return report.get("mitigation") or {}, frozenset(i["path"] for i in report["inputs"])
-
-
-def _network_source(inputs: list[str], quiet: bool, source: IngestOptions, engine: Engine | None
-                    ) -> tuple[dict[str, Any] | None, Any, frozenset[str]]:
-    """The report's network section and the flows its rules are measured on: from REPORT.json (no flows: the rules
-    say their cost was not measured), or from analysing a store or logs with their flows."""
-    if len(inputs) == 1 and inputs[0].endswith(".json") and Path(inputs[0]).is_file():
-        from floodwitness.report.contract import load_report  # noqa: PLC0415
-
-        return load_report(inputs[0], required=()).get("network"), None, frozenset(inputs)
-    from floodwitness.analysis.dataset import open_dataset  # noqa: PLC0415 - keeps `--help` fast
-    from floodwitness.report import analyze  # noqa: PLC0415
-    from floodwitness.report.flows import flows_toward  # noqa: PLC0415
-
-    with _progress(quiet) as progress:
-        data = open_dataset(inputs, options=source, progress=progress, engine=engine)
-    try:
-        with _stages(quiet) as stage:
-            report = analyze(data, stage=stage)
-        network = report.get("network")
-        flows = flows_toward(data.flow_parts, network)
-    finally:
-        data.close()
-    return network, flows, frozenset(i["path"] for i in report["inputs"])
 
 
 @main.command("mitigate")

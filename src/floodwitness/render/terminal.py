@@ -264,7 +264,8 @@ def _inputs(console: Console, report: dict[str, Any]) -> None:
     flow_text = "" if not flows else (
         f"; {len(flows)} flow input(s), {sum(int(i.get('records_read') or 0) for i in flows):,} records read, "
         f"{sum(int(i.get('records_rejected') or 0) for i in flows):,} rejected")
-    _line(console, f"Inputs: {len(inputs)} log file(s), {read:,} lines read, {rejected:,} rejected{flow_text}; "
+    noun = "log file(s)" if flows else "file(s)"
+    _line(console, f"Inputs: {len(inputs)} {noun}, {read:,} lines read, {rejected:,} rejected{flow_text}; "
                    f"SHA-256 in the JSON report", "dim")
     outside = span_warning(report)
     if outside:
