@@ -17,6 +17,7 @@ from rich.text import Text
 from floodwitness import __version__
 from floodwitness.cli.options import (
     _engine_options,
+    _flow_options,
     _memory_limit,
     _open_engine,
     _parse_range,
@@ -83,13 +84,7 @@ def main() -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Also write the ingest summary as JSON (- for stdout).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal summary.")
-@click.option("--flows", "flows", multiple=True, metavar="FILE_OR_DIR",
-              help="Flow records or packets beside the logs (repeatable; LOGS become optional): packet captures "
-                   "(pcap, pcapng), nfcapd files or folders of them (needs nfdump), nfdump CSV/JSON exports, "
-                   "captures of NetFlow v5/v9/IPFIX export datagrams; recognised by content. Stored in DIR/flows/.")
-@click.option("--flow-sampling", type=click.IntRange(1), metavar="N",
-              help="The flow exports are 1:N packet-sampled with counts not yet scaled: multiply them by N (a rate "
-                   "the input announces itself is always used).")
+@_flow_options
 @_source_options
 @_engine_options
 def ingest_command(logs: tuple[str, ...], out: str, fmt: str, max_line_bytes: int, json_out: str | None,
@@ -241,13 +236,7 @@ def _run_analysis(logs: list[str], *, json_out: str | None, blocklist_out: str |
               help="Add the tool/botnet rules of this JSON file to the bundled ones (docs/fingerprints.md); "
               "repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no terminal report.")
-@click.option("--flows", "flows", multiple=True, metavar="FILE_OR_DIR",
-              help="Flow records or packets beside the logs, on one timeline and in one verdict (repeatable; LOGS "
-                   "become optional): packet captures (pcap, pcapng), nfcapd files or folders (needs nfdump), nfdump "
-                   "CSV/JSON exports, captures of NetFlow v5/v9/IPFIX export datagrams; recognised by content.")
-@click.option("--flow-sampling", type=click.IntRange(1), metavar="N",
-              help="The flow exports are 1:N packet-sampled with counts not yet scaled: multiply them by N (a rate "
-                   "the input announces itself is always used).")
+@_flow_options
 @click.option("--victim", "victims", multiple=True, metavar="CIDR",
               help="Watch the flows toward this address or prefix (repeatable; e.g. the servers of the access "
                    "logs). Default: the destinations the flows show under attack.")

@@ -111,6 +111,22 @@ def _source_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 
+def _flow_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--flows and --flow-sampling: the flow records and packet captures read beside the logs (ingest, analyze)."""
+    for option in reversed((
+        click.option("--flows", "flows", multiple=True, metavar="FILE_OR_DIR",
+                     help="Flow records or packets beside the logs, on one timeline (repeatable; LOGS become "
+                          "optional): packet captures (pcap, pcapng), nfcapd files or folders of them (needs nfdump), "
+                          "nfdump CSV/JSON exports, captures of NetFlow v5/v9/IPFIX export datagrams; recognised by "
+                          "content. Stored in the store's flows/ folder."),
+        click.option("--flow-sampling", type=click.IntRange(1), metavar="N",
+                     help="The flow exports are 1:N packet-sampled with counts not yet scaled: multiply them by N (a "
+                          "rate the input announces itself is always used)."),
+    )):
+        command = option(command)
+    return command
+
+
 def _check_format(fmt: str, log_formats: tuple[str, ...] = ()) -> None:
     if fmt != "auto" and fmt not in FORMATS and fmt not in ALIASES and not log_formats:
         raise UsageError(f"unknown format {fmt!r}", hint="Choose auto or one of: " + ", ".join(format_names()))

@@ -1,10 +1,12 @@
 """What the DuckDB ingest (:mod:`~floodwitness.ingest.pipeline`) and the Spark one
 (:mod:`~floodwitness.ingest.spark`) share: the options, the SQL compiler that makes every time parse a
-try-parse, and the accounting read back from the written store (``read = parsed + rejected``, checked)."""
+try-parse, and the accounting read back from the written store (``read = parsed + rejected``, checked); with the
+flow readers, the read-ahead of line groups."""
 
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,10 @@ from floodwitness.ingest.store import RejectSample
 from floodwitness.inputs.lines import DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pyarrow as pa
+
     from floodwitness.engine import Engine
 
 SAMPLES_PER_REASON = 5
@@ -124,3 +130,16 @@ def check_accounting(path: str, lines_read: int, counts: StoredCounts) -> None:
         raise InternalError(
             f"accounting mismatch: read {lines_read} lines but stored {counts.parsed} parsed + {counts.rejected} "
             "rejected", path=path, hint="This is a bug in floodwitness; please report it with the file.")
+
+
+def prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Read the next group on a worker thread while the engine parses the current one (the engine and
+    numpy release the GIL, so reading and parsing overlap on two cores); one group in flight at most."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-read") as pool:
+        ahead: Future[pa.Table | None] = pool.submit(next, groups, None)
+        while True:
+            group = ahead.result()
+            if group is None:
+                return
+            ahead = pool.submit(next, groups, None)
+            yield group

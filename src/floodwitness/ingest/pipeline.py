@@ -15,7 +15,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from floodwitness.ingest.common import (
     StoredCounts,
     check_accounting,
     compile_sql,
+    prefetched,
     stored_counts,
 )
 from floodwitness.ingest.store import (
@@ -288,19 +288,6 @@ def engine_table(batches: list[pa.RecordBatch]) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(ENGINE_BATCH_ROWS), schema=LINE_SCHEMA)
 
 
-def _prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Read the next group on a worker thread while the engine parses the current one (the engine and
-    numpy release the GIL, so reading and parsing overlap on two cores); one group in flight at most."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-read") as pool:
-        ahead: Future[pa.Table | None] = pool.submit(next, groups, None)
-        while True:
-            group = ahead.result()
-            if group is None:
-                return
-            ahead = pool.submit(next, groups, None)
-            yield group
-
-
 def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.RecordBatch], source: InputFile,
                       file_id: int, root: Path, options: IngestOptions) -> list[str]:
     """Parse every batch with ``fmt`` and write one Parquet part per group of batches."""
@@ -308,7 +295,7 @@ def _parse_to_parquet(engine: Engine, fmt: LogFormat, batches: Iterator[pa.Recor
     parts: list[str] = []
     try:
         with engine.parquet_sink(throwaway=options.throwaway) as sink:
-            for index, group in enumerate(_prefetched(_groups(batches, options.group_bytes))):
+            for index, group in enumerate(prefetched(_groups(batches, options.group_bytes))):
                 sql = parse_sql(fmt)  # compiled once per format (cached); a W3C header change gives a new one
                 engine.register_table(table_name, group)
                 try:

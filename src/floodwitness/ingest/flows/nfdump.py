@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from floodwitness.errors import FormatError
+from floodwitness.ingest.common import prefetched
 from floodwitness.ingest.flows.base import (
     FlowAccount,
     FlowOptions,
@@ -73,24 +73,12 @@ def _groups(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-def _prefetched(groups: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Cut the next group of lines on a worker thread while DuckDB parses this one (both release the GIL)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-flow-read") as pool:
-        ahead: Future[pa.Table | None] = pool.submit(next, groups, None)
-        while True:
-            group = ahead.result()
-            if group is None:
-                return
-            ahead = pool.submit(next, groups, None)
-            yield group
-
-
 def _parse_lines(groups: Iterator[pa.Table], make_sql: Callable[[pa.Table], str],
                  account: FlowAccount) -> Iterator[pa.Table]:
     """Each group of numbered lines parsed by DuckDB into flow rows (the scan keeps the lines' order)."""
     con = duckdb.connect()
     try:
-        for group in _prefetched(groups):
+        for group in prefetched(groups):
             account.records_read += group.num_rows
             con.register(LINES, group)
             try:
