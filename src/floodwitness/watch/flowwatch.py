@@ -109,6 +109,8 @@ class FlowWatcher:
     # -- the window ---------------------------------------------------------------------------------------
 
     def _plausible(self, table: pa.Table) -> pa.Table:
+        if not table.num_rows:  # a batch of only rejected records (a header, a Summary block)
+            return table
         start = pc.divide(pc.cast(table.column("start"), pa.int64()), US)
         ref = time.time() if not self.options.replay else float(np.percentile(start.to_numpy(), 99))
         ok = pc.less_equal(start, int(ref) + self.options.horizon)
