@@ -18,8 +18,8 @@ from rich.console import Console
 
 from floodwitness.analysis.dataset import open_dataset
 from floodwitness.cli import main
-from floodwitness.ingest import IngestOptions
 from floodwitness.cli.options import _size
+from floodwitness.ingest import IngestOptions
 from floodwitness.render.terminal import print_report
 from floodwitness.report import analyze
 from floodwitness.simulate import SCENARIOS, Truth, simulate
