@@ -42,7 +42,7 @@ class Dataset:
     def flow_parts(self) -> list[str]:
         """The store's flow table parts (#21: flows from packet captures, nfdump files, NetFlow/IPFIX), [] when the
         analysis was given no flows."""
-        return flow_paths(self.store)
+        return flow_paths(self.store, self.manifest)
 
     @property
     def parquet_glob(self) -> str:
