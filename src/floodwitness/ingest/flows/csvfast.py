@@ -4,22 +4,26 @@ accounting as the line path.
 DuckDB's reader skips blank lines and numbers nothing, so the path is taken only when it is provably exact: the
 file is not compressed, DuckDB reads it strictly (a line with too many columns, a NUL byte or bad UTF-8 is an
 error, and the line path takes over), and the rows it returns are as many as the file's lines after the header.
-Rows keep the file's order, so ``row_number() OVER ()`` is the line number (+1 for the header).
+Rows keep the file's order (DuckDB preserves insertion order), so a row's index is its line number (+2: the header,
+and 1-based), set on each Arrow batch; nfdump's Summary block at the end is read apart, from a copy of the file's
+tail, so the big scan needs no window function (``row_number() OVER ()`` gathered every column in one thread).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from floodwitness.ingest.flows.base import normalize_sql, to_flow_table
+from floodwitness.ingest.flows.base import normalize_sql, to_flow_table, trimmed
 from floodwitness.schema import FLOW_ARROW_SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from floodwitness.ingest.flows.base import FlowAccount
 
@@ -75,31 +79,71 @@ def fast_tables(path: Path, file_id: int, names: list[str], positions: dict[str,
     except duckdb.Error:
         con.close()
         return None
-    if rows != lines - 1:
+    summary = min(summary_line(path, lines), lines + 1)  # the first line that is no flow (past the end: none)
+    try:
+        tail = _summary_rows(con, path, (file_id, scale), names, positions, summary) if summary <= lines else None
+    except duckdb.Error:
+        tail = None
+    if rows != lines - 1 or (summary <= lines and (tail is None or tail.num_rows != lines - summary + 1)):
         con.close()
         return None
-    return _tables(con, path, (file_id, scale), names, positions, account, lines)
+    return _tables(con, path, (file_id, scale), names, positions, account, (summary, tail))
 
 
 def _tables(con: duckdb.DuckDBPyConnection, path: Path, ids: tuple[int, int], names: list[str],
-            positions: dict[str, int], account: FlowAccount, lines: int) -> Iterator[pa.Table]:
+            positions: dict[str, int], account: FlowAccount, end: tuple[int, pa.Table | None]) -> Iterator[pa.Table]:
+    """The header row, the flow lines before nfdump's Summary (numbered by their order, which the scan keeps), then
+    the Summary block's rows (``end``: its first line and rows, read beforehand from a copy of the file's tail)."""
     file_id, scale = ids
-    fields = ", ".join(f'trim("c_{names[positions[k]]}") AS {k}' if k in positions else f"NULL::VARCHAR AS {k}"
-                       for k in FIELDS)
-    text = "concat_ws(',', " + ", ".join(f'"c_{n}"' for n in names) + ")"  # the line, for rejected ones only
-    summary = summary_line(path, lines)
-    source = f"""(SELECT {file_id} AS file_id, line AS record, NULL AS text,
-          CASE WHEN line >= {summary} THEN 'nfdump_summary' END AS pre_reject, "c_{names[-1]}" IS NOT NULL AS ok, *
-        FROM (SELECT row_number() OVER () + 1 AS line, {fields}, * FROM {_source(path, names)}))"""
+    summary, tail = end
+    keep = summary - 2  # the data lines before it
     try:
         account.records_read += 1
         yield _header_row(con, file_id, names)
-        for batch in con.sql(normalize_sql(source, exporter="nfdump CSV", sampling=scale, scale=scale, raw=text)
+        done = 0
+        for batch in con.sql(_flow_sql(_source(path, names), file_id, scale, names, positions, "NULL")
                              ).to_arrow_reader(ROWS_PER_TABLE):
-            account.records_read += batch.num_rows
-            yield pa.Table.from_batches([batch]).cast(FLOW_ARROW_SCHEMA)
+            take = min(batch.num_rows, keep - done)
+            if take <= 0:
+                break
+            table = pa.Table.from_batches([batch.slice(0, take)]).cast(FLOW_ARROW_SCHEMA)
+            numbers = pa.array(np.arange(done + 2, done + 2 + take, dtype=np.int64))
+            done += take
+            account.records_read += take
+            column = FLOW_ARROW_SCHEMA.get_field_index("record")
+            yield table.set_column(column, FLOW_ARROW_SCHEMA.field(column), numbers)
+        if tail is not None:
+            account.records_read += tail.num_rows
+            yield tail
     finally:
         con.close()
+
+
+def _flow_sql(source: str, file_id: int, scale: int, names: list[str], positions: dict[str, int],
+              pre_reject: str, record: str = "0") -> str:
+    columns = {k: f'"c_{names[i]}"' for k, i in positions.items()}
+    fields = ", ".join(f"{trimmed(columns[k])} AS {k}" if k in columns else f"NULL::VARCHAR AS {k}" for k in FIELDS)
+    text = "concat_ws(',', " + ", ".join(f'"c_{n}"' for n in names) + ")"  # the line, for rejected ones only
+    rows = f"""(SELECT {file_id} AS file_id, {record} AS record, NULL AS text, {pre_reject} AS pre_reject,
+                 "c_{names[-1]}" IS NOT NULL AS ok, {fields}, * FROM {source})"""
+    return normalize_sql(rows, exporter="nfdump CSV", sampling=scale, scale=scale, raw=text)
+
+
+def _summary_rows(con: duckdb.DuckDBPyConnection, path: Path, ids: tuple[int, int], names: list[str],
+                  positions: dict[str, int], summary: int) -> pa.Table:
+    """The lines from ``summary`` on, rejected as ``nfdump_summary``: the header line and the tail after it, copied
+    to a file of their own and read the same way (the reader is line-local: no quotes)."""
+    with path.open("rb") as stream:
+        header = stream.readline()
+        stream.seek(max(0, path.stat().st_size - (64 << 10)))
+        tail = stream.read()
+    start = max(tail.rfind(b"\nSummary\n"), tail.rfind(b"\nSummary\r\n")) + 1
+    with tempfile.TemporaryDirectory(prefix="floodwitness-") as folder:
+        copy = Path(folder) / "summary.csv"
+        copy.write_bytes(header + tail[start:])
+        sql = _flow_sql(_source(copy, names), ids[0], ids[1], names, positions, "'nfdump_summary'",
+                        f"row_number() OVER () + {summary - 1}")
+        return to_flow_table(con, f"SELECT * FROM ({sql}) ORDER BY record")
 
 
 def _header_row(con: duckdb.DuckDBPyConnection, file_id: int, names: list[str]) -> pa.Table:
