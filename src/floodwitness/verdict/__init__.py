@@ -12,7 +12,15 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from floodwitness.verdict.behaviour import behaviours, counts, hostile_behaviour, kinds
-from floodwitness.verdict.hypothesis import ATTACK_KINDS, HOSTILE_KINDS, KINDS, Hypothesis, IncidentVerdict
+from floodwitness.verdict.hypothesis import (
+    ATTACK_KINDS,
+    HOSTILE_KINDS,
+    KINDS,
+    Hypothesis,
+    IncidentVerdict,
+    family_confidence,
+)
+from floodwitness.verdict.hypothesis import cite as _cite
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -32,8 +40,6 @@ def _get(findings: Sequence[Finding], kind: str) -> Finding | None:
     return next((f for f in findings if f.kind == kind), None)
 
 
-def _cite(f: Finding) -> str:
-    return f"{f.claim} [{f.id}]"
 
 
 #: The reason given where the absence of server errors counts but the logs have no status.
@@ -81,16 +87,8 @@ def judge_incident(findings: Sequence[Finding], *, new_network_share: float, kno
     hypotheses = _final(attack, crowd, inside, few is not None, failure, errors_logged=errors_logged)
     hypotheses += hostile_behaviour(findings, attack, hyps["abuse"], hypotheses, impact)
     hypotheses += _ordinary(hyps["no_incident"], impact)
-    ranked = sorted(hypotheses, key=lambda h: -h.score)
-    best = ranked[0]
-    # ddos / dos / mixed (and abuse) share the attack evidence: the winner is judged against the best hypothesis
-    # of another family, and (at double weight) against its siblings, which differ only in their extra signals
-    family = set(HOSTILE_KINDS)
-    siblings = [h.score for h in ranked[1:] if (h.kind in family) == (best.kind in family)]
-    others = [h.score for h in ranked[1:] if (h.kind in family) != (best.kind in family)]
-    margin = min(best.score - max(others, default=best.score - 6.0),
-                 2 * (best.score - max(siblings, default=best.score - 3.0)))
-    confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
+    # ddos / dos / mixed (and abuse) share the attack evidence
+    best, confidence = family_confidence(hypotheses, set(HOSTILE_KINDS))
     return IncidentVerdict(best.kind, confidence, tuple(hypotheses))
 
 

@@ -7,11 +7,11 @@ a ``dos`` (a handful of them) rather than a ``ddos``."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from floodwitness.detectors.base import DEFAULT_POLICY, FINDING_KINDS, Grade
-from floodwitness.verdict.hypothesis import Hypothesis, IncidentVerdict
+from floodwitness.verdict.hypothesis import Hypothesis, IncidentVerdict, family_confidence
+from floodwitness.verdict.hypothesis import cite as _cite
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,8 +26,6 @@ def _copy(h: Hypothesis) -> Hypothesis:
     return Hypothesis(h.kind, h.score, list(h.for_), list(h.against))
 
 
-def _cite(f: Finding) -> str:
-    return f"{f.claim} [{f.id}]"
 
 
 def few_real_sources(findings: Sequence[Finding], few: int = DEFAULT_POLICY.few_sources) -> bool:
@@ -75,11 +73,5 @@ def judge_network(findings: Sequence[Finding], base: IncidentVerdict | None = No
         for kind in ("no_incident", "outage"):
             if kind in hyps:
                 hyps[kind].add(-3.0, f"the flows show a network-level flood: {_cite(floods[0])}")
-    ranked = sorted(hyps.values(), key=lambda h: -h.score)
-    best = ranked[0]
-    siblings = [h.score for h in ranked[1:] if (h.kind in _ATTACK) == (best.kind in _ATTACK)]
-    others = [h.score for h in ranked[1:] if (h.kind in _ATTACK) != (best.kind in _ATTACK)]
-    margin = min(best.score - max(others, default=best.score - 6.0),
-                 2 * (best.score - max(siblings, default=best.score - 3.0)))
-    confidence = round(0.5 + 0.45 * math.tanh(max(margin, 0.0) / 3.0), 2)
+    best, confidence = family_confidence(list(hyps.values()), _ATTACK)
     return IncidentVerdict(best.kind, confidence, tuple(hyps.values()))
