@@ -24,6 +24,8 @@ from floodwitness.verdict.behaviour import incident_behaviour
 from floodwitness.verdict.network import judge_network
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pyarrow as pa
 
     from floodwitness.analysis.dataset import Dataset
@@ -51,15 +53,34 @@ def _duckdb(data: Dataset) -> Any:
     return con
 
 
-def flows_toward(parts: list[str], network: dict[str, Any] | None) -> pa.Table | None:
-    """The flows to and from the targets of a report's network episodes, read from a store's flow parts (what
-    ``mitigate --to <network target>`` measures its rules on); None without parts or episodes."""
+def flows_toward(parts: list[str], network: dict[str, Any] | None,
+                 hosts: Sequence[str] | None = None) -> pa.Table | None:
+    """The flows to and from the targets of a report's network episodes, read from a store's flow parts: what the
+    network countermeasures are measured on (``mitigate --to <network target>``, the report's mitigation.network).
+    ``hosts``: the episodes' hosts when the analysis knows them; else each episode's target (a carpet-bombed IPv4
+    /24 by its addresses' text, another prefix: every flow). None without parts or episodes."""
     episodes = (network or {}).get("episodes") or []
     if not parts or not episodes:
         return None
+    if hosts:
+        listed = ", ".join(_sql_text(h) for h in sorted(set(hosts)))
+        keep = [f"dst_ip IN ({listed}) OR src_ip IN ({listed})"]
+    else:
+        keep = _target_filters(episodes)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+    listed = ", ".join(_sql_text(p) for p in parts)
+    table: pa.Table = con.sql(f"SELECT * FROM read_parquet([{listed}]) WHERE reject_reason IS NULL AND "
+                              f"({' OR '.join(keep)})").to_arrow_table()
+    con.close()
+    return table
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _target_filters(episodes: list[dict[str, Any]]) -> list[str]:
     keep = []
     for ep in episodes:
         target = str(ep.get("target") or "")
@@ -67,28 +88,10 @@ def flows_toward(parts: list[str], network: dict[str, Any] | None) -> pa.Table |
             stem = target[:-4].rsplit(".", 1)[0].replace("'", "''") + ".%"
             keep.append(f"dst_ip LIKE '{stem}' OR src_ip LIKE '{stem}'")
         elif "/" not in target:
-            host = target.replace("'", "''")
-            keep.append(f"dst_ip = '{host}' OR src_ip = '{host}'")
+            keep.append(f"dst_ip = {_sql_text(target)} OR src_ip = {_sql_text(target)}")
         else:  # another prefix: every flow (the plan matches them itself)
-            keep = ["TRUE"]
-            break
-    table: pa.Table = con.sql(f"SELECT * FROM read_parquet([{listed}]) WHERE reject_reason IS NULL AND "
-                              f"({' OR '.join(keep)})").to_arrow_table()
-    con.close()
-    return table
-
-
-def victim_flows(data: Dataset, network: NetworkAnalysis) -> pa.Table | None:
-    """The flows to and from the episodes' hosts (what the network countermeasures are measured on), read after
-    :func:`network_of` (its ``flows`` view); None when there is no episode."""
-    hosts = sorted({h for ep in network.episodes for h in (ep.hosts or (ep.target,))})
-    if not hosts:
-        return None
-    listed = ", ".join("'" + h.replace("'", "''") + "'" for h in hosts)
-    table: pa.Table = _duckdb(data).sql(
-        f"SELECT * FROM flows WHERE reject_reason IS NULL AND (dst_ip IN ({listed}) OR src_ip IN ({listed}))"
-    ).to_arrow_table()
-    return table
+            return ["TRUE"]
+    return keep
 
 
 def outage_explained(r: IncidentResult, network: NetworkAnalysis) -> IncidentResult:
@@ -104,7 +107,7 @@ def outage_explained(r: IncidentResult, network: NetworkAnalysis) -> IncidentRes
     return replace(r, findings=[*r.findings, *found], verdict=verdict)
 
 
-def _span(network: dict[str, Any], data: Dataset) -> dict[str, str | None]:
+def _span(data: Dataset) -> dict[str, str | None]:
     """Where the flows read begin and end (a quiet network means something only where flows were read)."""
     first = [i.first_ts for i in getattr(data.manifest, "flow_inputs", []) if i.first_ts]
     last = [i.last_ts for i in getattr(data.manifest, "flow_inputs", []) if i.last_ts]
@@ -140,9 +143,10 @@ def network_section(report: dict[str, Any], data: Dataset, network: NetworkAnaly
     incident covers incidents of their own (the verdict theirs when the access logs showed none)."""
     section = network.to_dict()
     section["inputs"] = _inputs(data)
-    section["span"] = _span(section, data)
+    section["span"] = _span(data)
     report["network"] = section
-    plan = network_plan(list(section.get("episodes") or []), victim_flows(data, network),
+    hosts = [h for ep in network.episodes for h in (ep.hosts or (ep.target,))]
+    plan = network_plan(list(section.get("episodes") or []), flows_toward(data.flow_parts, section, hosts),
                         NetworkOptions())
     report.setdefault("mitigation", {})["network"] = plan.to_dict()
     link(section, report["incidents"])
@@ -204,8 +208,4 @@ def flows_only_report(data: Dataset, options: AnalyzeOptions, network: NetworkAn
     return report
 
 
-def window_of(ep: dict[str, Any]) -> tuple[datetime, datetime]:
-    return parse_time(ep["start"]), parse_time(ep["end"])
-
-
-__all__ = ["iso", "network_of", "network_section", "outage_explained", "window_of"]
+__all__ = ["flows_only_report", "flows_toward", "network_of", "network_section", "outage_explained"]
