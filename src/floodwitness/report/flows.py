@@ -39,7 +39,7 @@ def network_of(data: Dataset, options: AnalyzeOptions) -> NetworkAnalysis | None
     parts = data.flow_parts
     if not parts:
         return None
-    files = {i.file_id: i.path for i in getattr(data.manifest, "flow_inputs", [])}
+    files = {i.file_id: i.path for i in data.manifest.flow_inputs}
     return analyze_network(_duckdb(data), parts, list(options.victims) or None, files)
 
 
@@ -109,8 +109,8 @@ def outage_explained(r: IncidentResult, network: NetworkAnalysis) -> IncidentRes
 
 def _span(data: Dataset) -> dict[str, str | None]:
     """Where the flows read begin and end (a quiet network means something only where flows were read)."""
-    first = [i.first_ts for i in getattr(data.manifest, "flow_inputs", []) if i.first_ts]
-    last = [i.last_ts for i in getattr(data.manifest, "flow_inputs", []) if i.last_ts]
+    first = [i.first_ts for i in data.manifest.flow_inputs if i.first_ts]
+    last = [i.last_ts for i in data.manifest.flow_inputs if i.last_ts]
     return {"start": min(first) if first else None, "end": max(last) if last else None}
 
 
@@ -118,11 +118,7 @@ def _inputs(data: Dataset) -> list[dict[str, Any]]:
     keep = ("file_id", "path", "sha256", "bytes", "kind", "reader", "records_read", "records_parsed",
             "records_rejected", "rejected_by_reason", "packets_read", "packets_in_flows", "packets_outside_flows",
             "sampling", "first_ts", "last_ts")
-    out = []
-    for record in getattr(data.manifest, "flow_inputs", []):
-        values = vars(record) if not isinstance(record, dict) else record
-        out.append({k: values.get(k) for k in keep if k in values})
-    return out
+    return [{k: getattr(record, k) for k in keep} for record in data.manifest.flow_inputs]
 
 
 def _network_incident(ep: dict[str, Any], number: int, findings: list[Finding],
