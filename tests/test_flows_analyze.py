@@ -141,3 +141,16 @@ def test_bad_victim_and_no_input_are_clear_errors() -> None:
     assert result.exit_code != 0 and "--victim 'not-an-ip' is not an address or prefix" in result.output
     result = CliRunner().invoke(main, ["analyze"])
     assert result.exit_code != 0 and "no input given" in result.output
+
+
+def test_a_store_of_flows_alone_is_analysed_and_flows_beside_a_store_are_refused(tmp_path: Path) -> None:
+    pcap = capture("stopddos_snmp_amp.pcap")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["ingest", "--flows", str(pcap), "-o", str(store), "-q"])
+    assert result.exit_code == 0, result.output
+    assert vectors(run(str(store)))["snmp_reflection"]["source_role"] == "reflectors"
+    # flows given beside a store would be silently left out: refused, saying how to put them together
+    result = CliRunner().invoke(main, ["analyze", str(store), "--flows", str(pcap), "-q"])
+    assert result.exit_code == 1
+    assert f"{store} is a store: --flows cannot be added to it" in result.output
+    assert "floodwitness ingest LOGS --flows FILE_OR_DIR --out DIR" in result.output

@@ -87,10 +87,14 @@ def open_dataset(specs: list[str], *, engine: Engine | None = None, options: Ing
                          hint="Analyse a store alone (`floodwitness analyze STORE`), or give only log files; to "
                               "analyse logs together, ingest them into one store (`floodwitness ingest LOGS --out "
                               "DIR`).")
+    if stores and options is not None and options.flows:  # a store's flows are ingested with it, never beside it
+        raise UsageError(f"{stores[0]} is a store: --flows cannot be added to it",
+                         hint="Ingest the logs and flows together into a new store (`floodwitness ingest LOGS "
+                              "--flows FILE_OR_DIR --out DIR`), or give the log files instead of the store.")
     engine = engine or Engine()
     if len(specs) == 1 and is_store(specs[0]):
         store = open_store(specs[0])
-        if not store.parts:
+        if not store.parts and not store.flow_parts:
             raise StoreError("the store holds no parsed data", path=specs[0],
                              hint="Ingest log files into it first with `floodwitness ingest`.")
         require_parsed(store.manifest, stored=True)
