@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -176,11 +177,10 @@ def _rss_kib() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def test_memory_stays_flat_over_a_long_input(tmp_path: Path) -> None:
-    """Three hours of flows appended in six parts, read live part by part: the window holds at most its ten minutes
-    of flows (and the part just read), Arrow and DuckDB hold no more after the last part than after the second, and
-    the process does not grow with the input (RSS moves by the allocator's tens of MiB either way)."""
-    path = tmp_path / "long.csv"
+def long_input_measures(folder: str) -> dict[str, list[int]]:
+    """Three hours of flows appended in six parts to a CSV in ``folder``, read live part by part: after each part,
+    Arrow's and DuckDB's allocations and the process's RSS (run in a process of its own by the test below)."""
+    path = Path(folder) / "long.csv"
     path.write_text(HEADER + "\n")
     watcher = FlowWatcher([str(path)], FlowWatchOptions(poll_interval=0), [])
     per_second, part_s = 80, 1800
@@ -201,6 +201,21 @@ def test_memory_stays_flat_over_a_long_input(tmp_path: Path) -> None:
             rss.append(_rss_kib())
     finally:
         watcher.close()
+    return {"arrow": arrow, "duck": duck, "rss": rss}
+
+
+def test_memory_stays_flat_over_a_long_input(tmp_path: Path) -> None:
+    """The window holds at most its ten minutes of flows (and the part just read), Arrow and DuckDB hold no more
+    after the last part than after the second, and the process does not grow with the input (RSS moves by the
+    allocator's tens of MiB either way). Measured in a fresh process: the suite's own heap (a gigabyte after the
+    tests before) must not move this one's RSS."""
+    code = ("import json, sys; from tests.test_watch_flows import long_input_measures; "
+            "print(json.dumps(long_input_measures(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1], check=False)
+    assert done.returncode == 0, done.stderr
+    measures = json.loads(done.stdout.strip().splitlines()[-1])
+    arrow, duck, rss = measures["arrow"], measures["duck"], measures["rss"]
     # a leak of the flows read would add one part (~144k flows, tens of MiB of Arrow) per step
     assert max(arrow[2:]) <= 1.2 * max(arrow[:2]), arrow
     assert max(duck[2:]) <= 1.2 * max(duck[:2]) + (16 << 20), duck
